@@ -1,0 +1,84 @@
+"""Typed errors of the provider: every failure a user can meet is an :class:`SfiError`."""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class SfiError(AirflowException):
+    """
+    Base class of every error this provider raises.
+
+    :param message: what went wrong, never holding a secret.
+    :param http_status: the HTTP status of the response, when there was one.
+    :param api_status: the ``status`` field of the response envelope, when there was one.
+    :param code: the vendor's error code, when it gave one.
+    :param vendor_message: the vendor's error message, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        api_status: int | None = None,
+        code: int | None = None,
+        vendor_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.api_status = api_status
+        self.code = code
+        self.vendor_message = vendor_message
+
+
+class SfiConfigError(SfiError):
+    """The connection or an operator argument is invalid; fix the configuration."""
+
+
+class SfiAuthError(SfiError):
+    """The API refused the credential (HTTP 401/403): invalid, suspended, wrong IP or plan too low."""
+
+
+class SfiRateLimitError(SfiError):
+    """
+    The API answered 429.
+
+    :param retry_after: seconds the API asked to wait, when it said.
+    :param reset_at: when the rate-limit window resets (UTC), when the API said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        reset_at: datetime.datetime | None = None,
+        http_status: int | None = None,
+        api_status: int | None = None,
+        code: int | None = None,
+        vendor_message: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, http_status=http_status, api_status=api_status, code=code, vendor_message=vendor_message
+        )
+        self.retry_after = retry_after
+        self.reset_at = reset_at
+
+
+class SfiApiError(SfiError):
+    """Any other error the API reported (400, 404, 5xx, or an error envelope under HTTP 200)."""
+
+
+class SfiResponseError(SfiError):
+    """The response is not what the API documents: not JSON, HTML, wrong envelope, bad token fields."""
+
+
+class SfiTransportError(SfiError):
+    """The request never got an HTTP answer: connection refused or reset, or a timeout."""
+
+
+class SfiChannelError(SfiError):
+    """The token does not grant a channel the task requires."""
