@@ -73,6 +73,7 @@ class RequestRecord:
     key: str | None
     status: int | None
     fault: str | None = None
+    client_port: int = 0
 
 
 @dataclasses.dataclass
@@ -175,9 +176,13 @@ class Sandbox:
         self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str], fault: _Fault | None = None
     ) -> tuple[_Answer, str, str | None, str | None]:
         """Answer one GET: (answer, auth type, endpoint, key)."""
-        direct = path == "/v1" or path.startswith("/v1/")
+        # RapidAPI requests carry its headers; its paths have no /v1 prefix, the direct API's always do.
+        direct = "x-rapidapi-key" not in headers and "x-rapidapi-host" not in headers
         auth_type = "direct" if direct else "rapidapi"
-        route = path[3:] if direct else path
+        if direct:
+            route = path[3:] if path.startswith("/v1/") else ""
+        else:
+            route = path
         endpoint = route.strip("/") if route.strip("/") in WS_ENDPOINTS and route.endswith("/") else None
         if direct:
             key = (query.get("t") or [""])[0] or None
@@ -322,8 +327,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         answer, auth_type, endpoint, key = sandbox.answer(parts.path, query, headers, fault)
 
         def record(status: int | None) -> None:
-            sandbox.log(RequestRecord(time.time(), "GET", parts.path, auth_type, endpoint, key, status,
-                                      fault.kind if fault else None))
+            kind = fault.kind if fault else None
+            sandbox.log(
+                RequestRecord(time.time(), self.command, parts.path, auth_type, endpoint, key, status, kind,
+                              self.client_address[1])
+            )
 
         if fault is not None and fault.kind == "drop":
             record(None)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import datetime
+import json
+
+import pendulum
+import pytest
+
+from airflow_sfi.exceptions import SfiResponseError
+from airflow_sfi.token import WsToken, parse_utc
+
+SECRET = "ws-secret-token-0123456789"
+
+
+def item(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "is_new": True,
+        "token": SECRET,
+        "server": f"wss://ws-eu.soccerfootball.info/?token={SECRET}",
+        "max_connections": 2,
+        "max_subscribe_per_connection": 2,
+        "allowed_channels": ["MAIN"],
+        "expires_at": "2024-01-15 14:30:00",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not ...}
+
+
+def test_vendor_expires_at_is_utc() -> None:
+    token = WsToken.from_dict(item())
+    assert token.expires_at == pendulum.datetime(2024, 1, 15, 14, 30, tz="UTC")
+    assert token.expires_at.utcoffset() == datetime.timedelta(0)
+
+
+def test_round_trip_through_json() -> None:
+    token = WsToken.from_dict(item())
+    data = json.loads(json.dumps(token.to_dict()))
+    assert data["expires_at"] == "2024-01-15T14:30:00+00:00"
+    assert data["allowed_channels"] == ["MAIN"]
+    assert WsToken.from_dict(data) == token
+
+
+def test_offset_is_converted_to_utc() -> None:
+    token = WsToken.from_dict(item(expires_at="2024-01-15T16:30:00+02:00"))
+    assert token.expires_at == pendulum.datetime(2024, 1, 15, 14, 30, tz="UTC")
+
+
+def test_seconds_left() -> None:
+    token = WsToken.from_dict(item())
+    assert token.seconds_left(now=pendulum.datetime(2024, 1, 15, 14, 25, tz="UTC")) == 300
+    assert token.seconds_left(now=datetime.datetime(2024, 1, 15, 14, 31)) == -60  # naive is UTC
+    assert token.seconds_left() < 0
+
+
+def test_repr_and_str_hide_the_token_and_server() -> None:
+    token = WsToken.from_dict(item())
+    for text in (repr(token), str(token), f"{token}", f"{[token]}"):
+        assert SECRET not in text
+        assert "2024-01-15T14:30:00+00:00" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"token": ...}, "'token' is missing"),
+        ({"token": None}, "'token' must be a string, got null"),
+        ({"token": "  "}, "'token' is empty"),
+        ({"server": 5}, "'server' must be a string, got an integer"),
+        ({"server": "https://x/?token=a"}, "not a ws:// or wss:// URL"),
+        ({"is_new": "true"}, "'is_new' must be a boolean, got a string"),
+        ({"max_connections": True}, "'max_connections' must be an integer, got a boolean"),
+        ({"max_connections": 2.5}, "'max_connections' must be an integer, got a number"),
+        ({"max_subscribe_per_connection": ...}, "'max_subscribe_per_connection' is missing"),
+        ({"allowed_channels": "MAIN"}, "'allowed_channels' must be a list, got a string"),
+        ({"allowed_channels": ["MAIN", 1]}, "list of strings"),
+        ({"expires_at": "soon"}, "expires_at 'soon' is not a"),
+        ({"expires_at": "2024-13-45 99:00:00"}, "is not a date and time"),
+        ({"expires_at": "14:30"}, "expires_at '14:30' is not a"),
+        ({"expires_at": 1705329000}, "'expires_at' must be a string, got an integer"),
+    ],
+)
+def test_bad_fields_name_the_problem(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(SfiResponseError, match=message.replace("(", r"\(")) as caught:
+        WsToken.from_dict(item(**changes))
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("data", [None, [], "token", 3])
+def test_non_object_is_rejected(data: object) -> None:
+    with pytest.raises(SfiResponseError, match="must be a JSON object"):
+        WsToken.from_dict(data)
+
+
+def test_token_is_frozen() -> None:
+    token = WsToken.from_dict(item())
+    with pytest.raises(AttributeError):
+        token.token = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (datetime.datetime(2024, 1, 15, 14, 30), "2024-01-15T14:30:00+00:00"),
+        (pendulum.datetime(2024, 1, 15, 15, 30, tz="Europe/Paris"), "2024-01-15T14:30:00+00:00"),
+        ("2024-01-15 14:30:00", "2024-01-15T14:30:00+00:00"),
+        ("2024-01-15T14:30:00Z", "2024-01-15T14:30:00+00:00"),
+    ],
+)
+def test_parse_utc(value: object, expected: str) -> None:
+    assert parse_utc(value).isoformat() == expected
+
+
+@pytest.mark.parametrize("value", [None, "", "P1D", 12, "2024-01-15"])
+def test_parse_utc_rejects(value: object) -> None:
+    with pytest.raises(ValueError, match="expires_at"):
+        parse_utc(value)
