@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 import requests
 import tenacity
-from requests.structures import CaseInsensitiveDict
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
+from requests.structures import CaseInsensitiveDict
 
 from airflow_sfi.exceptions import (
     SfiApiError,
@@ -135,7 +135,9 @@ class RateLimit:
         reset_at = None
         if reset is not None:
             # The vendor documents Reset both as epoch seconds and as seconds left in the window.
-            reset_at = pendulum.from_timestamp(reset) if reset > 1_000_000_000 else pendulum.now("UTC").add(seconds=reset)
+            reset_at = (
+                pendulum.from_timestamp(reset) if reset > 1_000_000_000 else pendulum.now("UTC").add(seconds=reset)
+            )
         return cls(
             limit=first_int("X-Rate-Limit-Limit", "x-ratelimit-requests-limit", "x-ratelimit-limit"),
             remaining=first_int("X-Rate-Limit-Remaining", "x-ratelimit-requests-remaining", "x-ratelimit-remaining"),
@@ -270,7 +272,9 @@ def parse_ws_token_response(
         kind = _describe_body(body)
         if http_status >= 400:
             raise _status_error(http_status, None, None, f"and {kind}", headers) from None
-        raise SfiResponseError(f"{_ISSUED_BY} answered HTTP {http_status} with {kind}", http_status=http_status) from None
+        raise SfiResponseError(
+            f"{_ISSUED_BY} answered HTTP {http_status} with {kind}", http_status=http_status
+        ) from None
 
     if isinstance(payload, dict) and "message" in payload and "status" not in payload:
         # RapidAPI's own proxy answers {"message": ...} instead of the envelope.
@@ -295,9 +299,11 @@ def parse_ws_token_response(
         raise SfiResponseError(f"{_ISSUED_BY} envelope 'errors' must be a list", http_status=http_status)
 
     if http_status >= 400 or api_status != 200 or errors:
-        code, message = _first_error(errors, scrub)
+        code, vendor_message = _first_error(errors, scrub)
         status = http_status if http_status >= 400 else api_status
-        raise _status_error(status, api_status, code, message, headers, http_status=http_status, vendor_message=message)
+        raise _status_error(
+            status, api_status, code, vendor_message, headers, http_status=http_status, vendor_message=vendor_message
+        )
 
     result = payload.get("result")
     if not isinstance(result, list):

@@ -1,11 +1,11 @@
 """A local stand-in for the Soccer Football Info API, for demos and tests (yours too).
 
-    from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.sandbox import SandboxServer
 
-    with SandboxServer(ttl=5) as api:
-        os.environ["AIRFLOW_CONN_SFI_DEFAULT"] = api.connection("sandbox-key-mega")
-        ...
-        assert len(api.calls("ws/new")) == 1
+with SandboxServer(ttl=5) as api:
+    os.environ["AIRFLOW_CONN_SFI_DEFAULT"] = api.connection("sandbox-key-mega")
+    ...
+    assert len(api.calls("ws/new")) == 1
 """
 
 from airflow_sfi.sandbox.server import (

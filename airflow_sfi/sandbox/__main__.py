@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 
 from airflow_sfi.sandbox.server import DEFAULT_KEYS, SandboxServer
@@ -22,10 +23,8 @@ def main(argv: list[str] | None = None) -> None:
         for key, info in DEFAULT_KEYS.items():
             print(f"  {key:24} {info.plan:5} {info.state}", flush=True)
         print(f"Direct: {api.url}/v1/ws/new/?t=<key>   RapidAPI: {api.url}/ws/new/ with X-RapidAPI-Key", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

@@ -174,8 +174,8 @@ class Sandbox:
 
     def answer(
         self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str], fault: _Fault | None = None
-    ) -> tuple[_Answer, str, str | None, str | None]:
-        """Answer one GET: (answer, auth type, endpoint, key)."""
+    ) -> tuple[_Answer | None, str, str | None, str | None]:
+        """Answer one request: (answer, or None to drop the connection; auth type; endpoint; key)."""
         # RapidAPI requests carry its headers; its paths have no /v1 prefix, the direct API's always do.
         direct = "x-rapidapi-key" not in headers and "x-rapidapi-host" not in headers
         auth_type = "direct" if direct else "rapidapi"
@@ -184,11 +184,14 @@ class Sandbox:
         else:
             route = path
         endpoint = route.strip("/") if route.strip("/") in WS_ENDPOINTS and route.endswith("/") else None
+        key = (query.get("t") or [""])[0] if direct else headers.get("x-rapidapi-key")
+        key = key or None
+        if fault is not None and fault.kind in ("5xx", "html", "malformed", "drop"):
+            # The request fails before the API sees it: no token is issued, nothing is counted.
+            return _fault_answer(fault), auth_type, endpoint, key
         if direct:
-            key = (query.get("t") or [""])[0] or None
             answer = self._direct(endpoint, key, fault)
         else:
-            key = headers.get("x-rapidapi-key") or None
             answer = self._rapidapi(endpoint, path, key, headers.get("x-rapidapi-host", ""), fault)
         return answer, auth_type, endpoint, key
 
@@ -214,9 +217,7 @@ class Sandbox:
         answer.headers.update(rate_headers)
         return answer
 
-    def _rapidapi(
-        self, endpoint: str | None, path: str, key: str | None, host: str, fault: _Fault | None
-    ) -> _Answer:
+    def _rapidapi(self, endpoint: str | None, path: str, key: str | None, host: str, fault: _Fault | None) -> _Answer:
         # RapidAPI's proxy answers {"message": ...} itself; the upstream API's envelope passes through.
         if key is None or key not in self.keys:
             return _message(401, "Invalid API key. Go to https://docs.rapidapi.com/docs/keys for more info.")
@@ -303,44 +304,61 @@ def _message(status: int, message: str) -> _Answer:
 def _fault_answer(fault: _Fault) -> _Answer | None:
     if fault.kind == "5xx":
         status = fault.status or 500
-        return _Answer(status, _json({"status": status, "errors": [{"code": 0, "message": "Internal Server Error"}],
-                                      "pagination": [], "result": []}))
+        return _Answer(
+            status,
+            _json(
+                {
+                    "status": status,
+                    "errors": [{"code": 0, "message": "Internal Server Error"}],
+                    "pagination": [],
+                    "result": [],
+                }
+            ),
+        )
     if fault.kind == "html":
         status = fault.status or 502
         page = f"<!DOCTYPE html><html><head><title>{status}</title></head><body><h1>Bad Gateway</h1></body></html>"
         return _Answer(status, page.encode(), content_type="text/html; charset=utf-8")
     if fault.kind == "malformed":
         return _Answer(200, b'{"status":200,"errors":[],"pagination":[],"result":[{"is_new":tr')
-    return None
+    return None  # drop
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self) -> None:
         sandbox = self.server.sandbox
         parts = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(parts.query)
         headers = {k.lower(): v for k, v in self.headers.items()}
         fault = sandbox.next_fault()
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
         answer, auth_type, endpoint, key = sandbox.answer(parts.path, query, headers, fault)
 
         def record(status: int | None) -> None:
             kind = fault.kind if fault else None
             sandbox.log(
-                RequestRecord(time.time(), self.command, parts.path, auth_type, endpoint, key, status, kind,
-                              self.client_address[1])
+                RequestRecord(
+                    time.time(),
+                    self.command,
+                    parts.path,
+                    auth_type,
+                    endpoint,
+                    key,
+                    status,
+                    kind,
+                    self.client_address[1],
+                )
             )
 
-        if fault is not None and fault.kind == "drop":
+        if answer is None:
             record(None)
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
-        answer = (_fault_answer(fault) if fault else None) or answer
         record(answer.status)
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
@@ -352,8 +370,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(answer.body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-
-    do_POST = do_PUT = do_DELETE = do_GET  # the API answers every method alike; the log says which
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         if self.server.verbose:
@@ -441,4 +457,3 @@ class SandboxServer:
 
     def expire_tokens(self) -> None:
         self.sandbox.expire_tokens()
-
