@@ -1,0 +1,167 @@
+"""SfiWsTokenOperator: get a WebSocket token and hand it on through XCom."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError
+from airflow_sfi.token import CHANNELS
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_sfi.hooks.sfi import SfiHook
+    from airflow_sfi.token import WsToken
+
+# After one wait for the old token to expire, the next answer must be a fresh token.
+_MAX_WAITS = 1
+# Ask again this long after expires_at, so the old token is surely gone on the API's side.
+_EXPIRY_GRACE = datetime.timedelta(seconds=1)
+
+
+class SfiWsTokenOperator(BaseOperator):
+    """
+    Get a WebSocket token through :class:`~airflow_sfi.hooks.sfi.SfiHook` and return ``WsToken.to_dict()``.
+
+    The return value goes to XCom, so ``op.output["server"]`` and
+    ``{{ ti.xcom_pull('get_token')['expires_at'] }}`` work downstream.
+
+    While a token is active the API hands it back again (``is_new`` false), so a refresh shortly
+    before expiry can return the old, nearly dead token. With ``min_validity`` set, a token with
+    less time left than that is not accepted: the task waits until it expires (deferred, holding no
+    worker slot, when ``deferrable``; one sleep otherwise), asks once more, and fails if the answer
+    is still not fresh enough.
+
+    :param sfi_conn_id: the Airflow connection (templated).
+    :param required_channels: channels the token must grant, e.g. ``["MAIN", "STATS"]`` (templated);
+        the task fails, naming the missing ones, when the plan does not grant them.
+    :param min_validity: the least time the returned token must have left; default: any.
+    :param action: ``"new"`` calls ``ws/new``; ``"renew"`` calls ``ws/renew``, which the vendor names
+        but does not document (assumed: same auth and answer as ``ws/new``, extending the token).
+    :param variable_key: also store the token dict (JSON) in this Airflow Variable, for services
+        outside Airflow; the name must contain ``token`` or ``secret`` so that Airflow hides it.
+    :param deferrable: wait for ``min_validity`` in the triggerer instead of a worker; defaults to
+        ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("sfi_conn_id", "required_channels")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        sfi_conn_id: str = "sfi_default",
+        required_channels: Sequence[str] | str = (),
+        min_validity: datetime.timedelta | None = None,
+        action: Literal["new", "renew"] = "new",
+        variable_key: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if action not in ("new", "renew"):
+            raise SfiConfigError(f"{self.task_id}: action must be 'new' or 'renew', got {action!r}")
+        if min_validity is not None and (
+            not isinstance(min_validity, datetime.timedelta) or min_validity < datetime.timedelta(0)
+        ):
+            raise SfiConfigError(f"{self.task_id}: min_validity must be a non-negative timedelta, got {min_validity!r}")
+        if variable_key is not None and not any(word in variable_key.lower() for word in ("token", "secret")):
+            raise SfiConfigError(
+                f"{self.task_id}: variable_key {variable_key!r} must contain 'token' or 'secret', "
+                "so that Airflow hides the Variable's value"
+            )
+        if not _is_template(required_channels):
+            channel_list(required_channels, self.task_id)
+        self.sfi_conn_id = sfi_conn_id
+        self.required_channels = required_channels
+        self.min_validity = min_validity
+        self.action = action
+        self.variable_key = variable_key
+        self.deferrable = deferrable
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self._obtain(waits=0)
+
+    def execute_complete(self, context: Context, event: Any = None, waits: int = 1) -> dict[str, Any]:
+        """Resume after waiting for the old token to expire."""
+        return self._obtain(waits=waits)
+
+    def _obtain(self, waits: int) -> dict[str, Any]:
+        from airflow_sfi.hooks.sfi import SfiHook
+
+        hook = SfiHook(self.sfi_conn_id)
+        token = hook.renew_ws_token() if self.action == "renew" else hook.get_ws_token()
+        self._log_token(token, hook)
+        missing = [c for c in channel_list(self.required_channels, self.task_id) if c not in token.allowed_channels]
+        if missing:
+            raise SfiChannelError(
+                f"the token does not grant {', '.join(missing)}; the plan allows "
+                f"{', '.join(token.allowed_channels) or 'no channel'}"
+            )
+        if self.min_validity is not None and token.seconds_left() < self.min_validity.total_seconds():
+            if waits >= _MAX_WAITS:
+                raise SfiError(
+                    f"after waiting for the previous token to expire, the API returned a token with "
+                    f"{token.seconds_left():.0f} s left, less than min_validity ({self.min_validity})"
+                )
+            return self._wait_for_expiry(token, waits)
+        result = token.to_dict()
+        if self.variable_key:
+            from airflow.sdk import Variable
+
+            Variable.set(self.variable_key, result, serialize_json=True)
+            self.log.info("Stored the token in Variable %r", self.variable_key)
+        return result
+
+    def _wait_for_expiry(self, token: WsToken, waits: int) -> dict[str, Any]:
+        moment = token.expires_at + _EXPIRY_GRACE
+        self.log.info(
+            "Token has %.0f s left, less than min_validity (%s): waiting until it expires at %s, then asking again",
+            token.seconds_left(),
+            self.min_validity,
+            token.expires_at.isoformat(),
+        )
+        if self.deferrable:
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.defer(
+                trigger=DateTimeTrigger(moment=moment),
+                method_name="execute_complete",
+                kwargs={"waits": waits + 1},
+            )
+        time.sleep(max(0.0, token.seconds_left() + _EXPIRY_GRACE.total_seconds()))
+        return self._obtain(waits=waits + 1)
+
+    def _log_token(self, token: WsToken, hook: SfiHook) -> None:
+        rate = hook.last_rate_limit
+        self.log.info(
+            "%s token: channels %s, expires at %s (%.0f s left)%s",
+            "Got a new" if token.is_new else "Reused the active",
+            ", ".join(token.allowed_channels) or "none",
+            token.expires_at.isoformat(),
+            token.seconds_left(),
+            f"; rate limit: {rate.remaining} of {rate.limit} requests left" if rate and rate.remaining is not None else "",
+        )
+
+
+def channel_list(channels: Sequence[str] | str, task_id: str) -> list[str]:
+    """Normalise ``required_channels`` (a list or a comma-separated string) and reject unknown names."""
+    names = channels.split(",") if isinstance(channels, str) else list(channels)
+    if not all(isinstance(name, str) for name in names):
+        raise SfiConfigError(f"{task_id}: required_channels must be channel names, got {channels!r}")
+    names = [name.strip().upper() for name in names if name.strip()]
+    unknown = sorted(set(names) - CHANNELS)
+    if unknown:
+        raise SfiConfigError(
+            f"{task_id}: unknown channel(s) {', '.join(unknown)} in required_channels; valid: {', '.join(sorted(CHANNELS))}"
+        )
+    return names
+
+
+def _is_template(value: object) -> bool:
+    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))

@@ -1,0 +1,110 @@
+"""SfiWsTokenExpirySensor: wait until a WebSocket token is due for refresh."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.exceptions import AirflowRescheduleException
+
+from airflow_sfi.exceptions import SfiConfigError
+from airflow_sfi.token import WsToken, parse_utc
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def refresh_due(refresh_at: datetime.datetime, now: datetime.datetime | None = None) -> bool:
+    """The one decision of every mode: has ``refresh_at`` come? (The trigger fires on the same test.)"""
+    return (now or pendulum.now("UTC")) >= refresh_at
+
+
+def expiry_of(expires_at: object) -> pendulum.DateTime:
+    """
+    ``expires_at`` from an aware or naive (UTC) datetime, an ISO or ``YYYY-MM-DD HH:MM:SS`` string,
+    a :class:`WsToken`, or the operator's XCom dict; :class:`SfiConfigError` otherwise.
+    """
+    if isinstance(expires_at, WsToken):
+        return expires_at.expires_at
+    if isinstance(expires_at, Mapping):
+        if "expires_at" not in expires_at:
+            raise SfiConfigError("expires_at was given a dict without an 'expires_at' key")
+        expires_at = expires_at["expires_at"]
+    try:
+        return parse_utc(expires_at)
+    except ValueError as exc:
+        raise SfiConfigError(str(exc)) from None
+
+
+class SfiWsTokenExpirySensor(BaseSensorOperator):
+    """
+    Wait until ``expires_at - refresh_margin``, so that a refresh downstream runs in time.
+
+    In ``poke`` mode it checks every ``poke_interval``; in ``reschedule`` mode it frees the worker
+    and comes back exactly at the refresh time; when ``deferrable`` it waits in the triggerer
+    (standard ``DateTimeTrigger``), holding no worker slot. A refresh time already past succeeds at once.
+
+    :param expires_at: the token's expiry: an aware datetime (naive is UTC), an ISO 8601 or
+        ``YYYY-MM-DD HH:MM:SS`` string, or the operator's XCom dict, e.g. ``get_token.output`` (templated).
+    :param refresh_margin: how long before expiry to finish; the vendor advises 5 minutes.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("expires_at",)
+    ui_color = "#f4f0e8"
+
+    def __init__(
+        self,
+        *,
+        expires_at: Any,
+        refresh_margin: datetime.timedelta = datetime.timedelta(minutes=5),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(refresh_margin, datetime.timedelta) or refresh_margin < datetime.timedelta(0):
+            raise SfiConfigError(f"{self.task_id}: refresh_margin must be a non-negative timedelta")
+        if isinstance(expires_at, (datetime.datetime, WsToken)) or (
+            isinstance(expires_at, str) and not any(mark in expires_at for mark in ("{{", "{%", "{#"))
+        ):
+            expiry_of(expires_at)  # a literal is checked now, at DAG parse, not mid-run
+        elif expires_at is None or isinstance(expires_at, (int, float, bool)):
+            raise SfiConfigError(f"{self.task_id}: expires_at is missing or not a date and time: {expires_at!r}")
+        self.expires_at = expires_at
+        self.refresh_margin = refresh_margin
+        self.deferrable = deferrable
+
+    def refresh_at(self) -> pendulum.DateTime:
+        """When the wait ends: ``expires_at - refresh_margin``."""
+        try:
+            return expiry_of(self.expires_at) - self.refresh_margin
+        except SfiConfigError as exc:
+            raise SfiConfigError(f"{self.task_id}: {exc}") from None
+
+    def execute(self, context: Context) -> None:
+        refresh_at = self.refresh_at()
+        if refresh_due(refresh_at):
+            self.log.info("Refresh time %s has passed: done", refresh_at.isoformat())
+            return
+        self.log.info("Waiting until %s (%s before expiry)", refresh_at.isoformat(), self.refresh_margin)
+        if self.deferrable:
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.defer(trigger=DateTimeTrigger(moment=refresh_at), method_name="execute_complete")
+        super().execute(context)
+
+    def poke(self, context: Context) -> bool:
+        refresh_at = self.refresh_at()
+        if refresh_due(refresh_at):
+            return True
+        if self.reschedule:
+            # Come back exactly at the refresh time rather than every poke_interval.
+            raise AirflowRescheduleException(refresh_at)
+        return False
+
+    def execute_complete(self, context: Context, event: Any = None) -> None:
+        """Resume after the trigger fired at the refresh time."""
+        self.log.info("Refresh time %s reached", self.refresh_at().isoformat())

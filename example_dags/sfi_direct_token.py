@@ -1,0 +1,24 @@
+"""Direct auth (API token in the ``sfi_default`` connection): get a token, use its details downstream."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_sfi.operators.ws_token import SfiWsTokenOperator
+
+with DAG(
+    dag_id="sfi_direct_token",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["sfi"],
+):
+    get_token = SfiWsTokenOperator(task_id="get_token", sfi_conn_id="sfi_default", required_channels=["MAIN"])
+
+    @task
+    def plan_limits(max_connections: int, channels: list[str]) -> str:
+        """What a consumer would read before opening connections (no secret in it)."""
+        return f"{max_connections} connections, channels {', '.join(channels)}"
+
+    plan_limits(get_token.output["max_connections"], get_token.output["allowed_channels"])
