@@ -1,4 +1,7 @@
-"""Direct auth (API token in the ``sfi_default`` connection): get a token, use its details downstream."""
+"""
+Direct auth (API token in the ``sfi_default`` connection): get a token, use its details downstream,
+and publish it to the Variable ``sfi_ws_token`` for a service outside Airflow to read.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ with DAG(
     catchup=False,
     tags=["sfi"],
 ):
-    get_token = SfiWsTokenOperator(task_id="get_token", sfi_conn_id="sfi_default", required_channels=["MAIN"])
+    get_token = SfiWsTokenOperator(
+        task_id="get_token", sfi_conn_id="sfi_default", required_channels=["MAIN"], variable_key="sfi_ws_token"
+    )
 
     @task
     def plan_limits(max_connections: int, channels: list[str]) -> str:

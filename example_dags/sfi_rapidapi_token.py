@@ -24,9 +24,7 @@ with DAG(
     catchup=False,
     tags=["sfi"],
 ):
-    get_token = SfiWsTokenOperator(
-        task_id="get_token", sfi_conn_id="sfi_rapidapi", required_channels=["MAIN", "STATS"]
-    )
+    get_token = SfiWsTokenOperator(task_id="get_token", sfi_conn_id="sfi_rapidapi", required_channels=["MAIN", "STATS"])
     wait_until_near_expiry = SfiWsTokenExpirySensor(
         task_id="wait_until_near_expiry",
         expires_at="{{ ti.xcom_pull(task_ids='get_token')['expires_at'] }}",

@@ -28,8 +28,9 @@ class SfiWsTokenOperator(BaseOperator):
     """
     Get a WebSocket token through :class:`~airflow_sfi.hooks.sfi.SfiHook` and return ``WsToken.to_dict()``.
 
-    The return value goes to XCom, so ``op.output["server"]`` and
-    ``{{ ti.xcom_pull('get_token')['expires_at'] }}`` work downstream.
+    The return value goes to XCom, and each of its fields under its own key too
+    (``multiple_outputs``, on by default), so ``op.output["server"]`` and
+    ``{{ ti.xcom_pull('get_token')['expires_at'] }}`` both work downstream.
 
     While a token is active the API hands it back again (``is_new`` false), so a refresh shortly
     before expiry can return the old, nearly dead token. With ``min_validity`` set, a token with
@@ -63,6 +64,7 @@ class SfiWsTokenOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         if action not in ("new", "renew"):
             raise SfiConfigError(f"{self.task_id}: action must be 'new' or 'renew', got {action!r}")
@@ -145,7 +147,9 @@ class SfiWsTokenOperator(BaseOperator):
             ", ".join(token.allowed_channels) or "none",
             token.expires_at.isoformat(),
             token.seconds_left(),
-            f"; rate limit: {rate.remaining} of {rate.limit} requests left" if rate and rate.remaining is not None else "",
+            f"; rate limit: {rate.remaining} of {rate.limit} requests left"
+            if rate and rate.remaining is not None
+            else "",
         )
 
 
@@ -158,7 +162,8 @@ def channel_list(channels: Sequence[str] | str, task_id: str) -> list[str]:
     unknown = sorted(set(names) - CHANNELS)
     if unknown:
         raise SfiConfigError(
-            f"{task_id}: unknown channel(s) {', '.join(unknown)} in required_channels; valid: {', '.join(sorted(CHANNELS))}"
+            f"{task_id}: unknown channel(s) {', '.join(unknown)} in required_channels; "
+            f"valid: {', '.join(sorted(CHANNELS))}"
         )
     return names
 

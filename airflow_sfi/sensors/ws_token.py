@@ -102,7 +102,7 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
             return True
         if self.reschedule:
             # Come back exactly at the refresh time rather than every poke_interval.
-            raise AirflowRescheduleException(refresh_at)
+            raise AirflowRescheduleException(refresh_at)  # type: ignore[no-untyped-call]
         return False
 
     def execute_complete(self, context: Context, event: Any = None) -> None:

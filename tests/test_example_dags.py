@@ -1,0 +1,115 @@
+"""Every example DAG in a real Airflow (dag.test(), SQLite metadata DB) against the sandbox API."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.token import WsToken
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+DAGS = REPO / "example_dags"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def airflow_db() -> Iterator[None]:
+    from airflow.utils import db
+
+    db.resetdb()
+    yield
+
+
+def parse() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def run_dag(dag_id: str) -> tuple[Any, dict[str, Any], dict[str, list[str]]]:
+    """Run one DAG; return the run, its task instances and each task's state events."""
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    run = parse().get_dag(dag_id).test()
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    events: dict[str, list[str]] = {}
+    with create_session() as session:
+        for task_id, event in session.execute(
+            select(Log.task_id, Log.event).where(Log.run_id == run.run_id).order_by(Log.id)
+        ):
+            events.setdefault(task_id, []).append(event)
+    return run, tis, events
+
+
+def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = parse()
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"sfi_token_rotation", "sfi_direct_token", "sfi_rapidapi_token"}
+    ours = [
+        w
+        for w in caught
+        if issubclass(w.category, DeprecationWarning) and ("airflow_sfi" in w.filename or str(DAGS) in w.filename)
+    ]
+    assert ours == [], [str(w.message) for w in ours]
+
+
+@pytest.mark.sfi_sandbox(ttl=10)
+def test_rotation_dag_refreshes_into_a_new_token(sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SFI_REFRESH_MARGIN_SECONDS", "3")
+    run, tis, events = run_dag("sfi_token_rotation")
+    assert run.state == "success"
+    assert {t: str(ti.state) for t, ti in tis.items()} == dict.fromkeys(tis, "success")
+    first = WsToken.from_dict(tis["get_token"].xcom_pull(task_ids="get_token"))
+    refreshed = WsToken.from_dict(tis["refresh_token"].xcom_pull(task_ids="refresh_token"))
+    assert first.is_new and refreshed.is_new
+    assert refreshed.token != first.token and refreshed.expires_at > first.expires_at
+    # The sensor and the refresh each waited in the trigger, not in a worker.
+    assert events["wait_until_near_expiry"] == ["running", "deferred", "running", "success"]
+    assert events["refresh_token"] == ["running", "deferred", "running", "success"]
+    # get_token, the refresh's first answer (the old token again), and the new token after expiry.
+    assert [c.status for c in sfi_sandbox.calls("ws/new")] == [200, 200, 200]
+    assert tis["wait_until_near_expiry"].end_date >= first.expires_at.subtract(seconds=3)
+
+
+def test_direct_dag_hands_on_details_and_publishes_the_variable(sfi_sandbox: SandboxServer) -> None:
+    from airflow.models.variable import Variable
+
+    run, tis, _ = run_dag("sfi_direct_token")
+    assert run.state == "success"
+    token = tis["get_token"].xcom_pull(task_ids="get_token")
+    assert tis["plan_limits"].xcom_pull(task_ids="plan_limits") == "2 connections, channels MAIN"
+    assert json.loads(Variable.get("sfi_ws_token")) == token
+    assert len(sfi_sandbox.calls("ws/new")) == 1
+
+
+@pytest.mark.sfi_sandbox(ttl=8)
+def test_rapidapi_dag_waits_in_reschedule_mode(sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SFI_REFRESH_MARGIN_SECONDS", "3")
+    monkeypatch.setenv("AIRFLOW_CONN_SFI_RAPIDAPI", sfi_sandbox.connection("sandbox-key-ultra", "rapidapi"))
+    run, tis, events = run_dag("sfi_rapidapi_token")
+    assert run.state == "success"
+    token = WsToken.from_dict(tis["get_token"].xcom_pull(task_ids="get_token"))
+    assert set(token.allowed_channels) >= {"MAIN", "STATS"}
+    assert "up_for_reschedule" in events["wait_until_near_expiry"]
+    assert tis["wait_until_near_expiry"].end_date >= token.expires_at.subtract(seconds=3)
+    (call,) = sfi_sandbox.calls()
+    assert (call.path, call.auth_type) == ("/ws/new/", "rapidapi")
+
+
+def test_rapidapi_dag_fails_when_the_plan_lacks_a_channel(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SFI_RAPIDAPI", sfi_sandbox.connection("sandbox-key-pro", "rapidapi"))
+    run, tis, _ = run_dag("sfi_rapidapi_token")
+    assert run.state == "failed"
+    assert str(tis["get_token"].state) == "failed"
+    assert str(tis["wait_until_near_expiry"].state) == "upstream_failed"

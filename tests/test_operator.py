@@ -1,0 +1,118 @@
+"""SfiWsTokenOperator against the sandbox API, without a metadata DB."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+
+import pendulum
+import pytest
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError
+from airflow_sfi.operators.ws_token import SfiWsTokenOperator
+from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.token import WsToken
+
+
+class Offset:
+    """A sandbox clock that can run behind real time, so its tokens have little time left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self) -> float:
+        return time.time() + self.seconds
+
+
+def run(op: SfiWsTokenOperator) -> dict:
+    return op.execute(context={})  # type: ignore[arg-type]
+
+
+def test_returns_the_token_dict(sfi_sandbox: SandboxServer) -> None:
+    result = run(SfiWsTokenOperator(task_id="get_token", required_channels=["main"]))
+    token = WsToken.from_dict(result)
+    assert result["is_new"] is True and token.allowed_channels == ("MAIN",)
+    assert result["server"].endswith(result["token"])
+    assert len(sfi_sandbox.calls("ws/new")) == 1
+
+
+def test_missing_channels_fail_naming_them(sfi_sandbox: SandboxServer) -> None:
+    op = SfiWsTokenOperator(task_id="get_token", required_channels="MAIN, STATS,ODDS")
+    with pytest.raises(SfiChannelError, match="does not grant STATS, ODDS; the plan allows MAIN"):
+        run(op)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"required_channels": ["MAIN", "GOALS"]}, "unknown channel.*GOALS.*valid: MAIN, MAIN_REALTIME, ODDS"),
+        ({"required_channels": [1]}, "must be channel names"),
+        ({"action": "refresh"}, "action must be 'new' or 'renew'"),
+        ({"min_validity": 60}, "min_validity must be a non-negative timedelta"),
+        ({"variable_key": "sfi_ws"}, "variable_key 'sfi_ws' must contain 'token' or 'secret'"),
+    ],
+)
+def test_bad_arguments_fail_at_dag_parse(kwargs: dict, message: str) -> None:
+    with pytest.raises(SfiConfigError, match=message):
+        SfiWsTokenOperator(task_id="get_token", **kwargs)
+
+
+def test_templated_channels_are_checked_once_rendered(sfi_sandbox: SandboxServer) -> None:
+    op = SfiWsTokenOperator(task_id="get_token", required_channels="{{ params.channels }}")
+    op.required_channels = "MAIN,NOPE"
+    with pytest.raises(SfiConfigError, match="unknown channel"):
+        run(op)
+
+
+@pytest.mark.sfi_sandbox(ttl=30)
+def test_renew_extends_the_same_token(sfi_sandbox: SandboxServer) -> None:
+    first = run(SfiWsTokenOperator(task_id="get_token"))
+    time.sleep(1.1)
+    renewed = run(SfiWsTokenOperator(task_id="renew", action="renew"))
+    assert renewed["token"] == first["token"] and renewed["expires_at"] > first["expires_at"]
+    assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew"]
+
+
+def test_min_validity_defers_until_the_old_token_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Offset(-25)
+    with SandboxServer(ttl=30, clock=clock) as api:
+        monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", api.connection())
+        op = SfiWsTokenOperator(task_id="refresh", min_validity=datetime.timedelta(seconds=10), deferrable=True)
+        with pytest.raises(TaskDeferred) as caught:
+            run(op)
+        assert isinstance(caught.value.trigger, DateTimeTrigger)
+        # The old token has about 5 s left; the trigger fires 1 s after it expires.
+        moment = caught.value.trigger.serialize()[1]["moment"]
+        assert 5 < (moment - pendulum.now("UTC")).total_seconds() <= 7
+        assert moment.microsecond == 0  # expires_at (whole seconds) + 1 s
+        assert caught.value.kwargs == {"waits": 1}
+
+        clock.seconds = 0  # the trigger fired: real time has caught up and the old token is gone
+        api.expire_tokens()
+        result = op.execute_complete(context={}, event=None, **caught.value.kwargs)  # type: ignore[arg-type]
+        assert result["is_new"] is True and WsToken.from_dict(result).seconds_left() > 25
+        assert len(api.calls("ws/new")) == 2
+
+
+def test_min_validity_without_deferral_sleeps_once_then_asks_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Offset(-28)
+    with SandboxServer(ttl=30, clock=clock) as api:
+        monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", api.connection())
+        op = SfiWsTokenOperator(task_id="refresh", min_validity=datetime.timedelta(seconds=10), deferrable=False)
+        threading.Timer(0.5, lambda: setattr(clock, "seconds", 10)).start()  # the old token's end passes
+        started = time.monotonic()
+        result = run(op)
+        assert 1 < time.monotonic() - started < 6
+        assert result["is_new"] is True and WsToken.from_dict(result).seconds_left() > 25
+        assert len(api.calls("ws/new")) == 2
+
+
+def test_min_validity_gives_up_after_one_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    with SandboxServer(ttl=30, clock=Offset(-25)) as api:
+        monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", api.connection())
+        op = SfiWsTokenOperator(task_id="refresh", min_validity=datetime.timedelta(seconds=10), deferrable=True)
+        with pytest.raises(SfiError, match=r"returned a token with \d+ s left, less than min_validity \(0:00:10\)"):
+            op.execute_complete(context={}, event=None, waits=1)  # type: ignore[arg-type]
