@@ -113,3 +113,17 @@ def test_rapidapi_dag_fails_when_the_plan_lacks_a_channel(
     assert run.state == "failed"
     assert str(tis["get_token"].state) == "failed"
     assert str(tis["wait_until_near_expiry"].state) == "upstream_failed"
+
+
+@pytest.mark.sfi_sandbox(rate_window=4)
+def test_rate_limited_task_is_rescheduled_to_the_reset_and_succeeds(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", sfi_sandbox.connection(max_retry_wait=0.5))
+    sfi_sandbox.inject("rate_limit")
+    run, tis, events = run_dag("sfi_direct_token")
+    assert run.state == "success"
+    assert events["get_token"][:2] == ["running", "up_for_reschedule"]
+    calls = sfi_sandbox.calls("ws/new")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].at - calls[0].at >= 2  # waited for the reset, not retried at once

@@ -9,9 +9,9 @@ import time
 import pendulum
 import pytest
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
 
-from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError
+from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError, SfiRateLimitError
 from airflow_sfi.operators.ws_token import SfiWsTokenOperator
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.token import WsToken
@@ -116,3 +116,29 @@ def test_min_validity_gives_up_after_one_wait(monkeypatch: pytest.MonkeyPatch) -
         op = SfiWsTokenOperator(task_id="refresh", min_validity=datetime.timedelta(seconds=10), deferrable=True)
         with pytest.raises(SfiError, match=r"returned a token with \d+ s left, less than min_validity \(0:00:10\)"):
             op.execute_complete(context={}, event=None, waits=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.sfi_sandbox(rate_limit=1)
+def test_rate_limit_for_an_hour_reschedules_instead_of_failing(sfi_sandbox: SandboxServer) -> None:
+    run(SfiWsTokenOperator(task_id="get_token"))
+    started = time.monotonic()
+    with pytest.raises(AirflowRescheduleException) as caught:
+        run(SfiWsTokenOperator(task_id="get_token", deferrable=False))
+    assert time.monotonic() - started < 5  # no sleeping worker
+    assert 3590 < (caught.value.reschedule_date - pendulum.now("UTC")).total_seconds() <= 3600
+    assert [c.status for c in sfi_sandbox.calls()] == [200, 429]
+
+
+@pytest.mark.sfi_sandbox(rate_limit=1)
+def test_rate_limit_for_an_hour_defers_until_the_reset(sfi_sandbox: SandboxServer) -> None:
+    run(SfiWsTokenOperator(task_id="get_token"))
+    op = SfiWsTokenOperator(task_id="get_token", deferrable=True)
+    with pytest.raises(TaskDeferred) as caught:
+        run(op)
+    moment = caught.value.trigger.serialize()[1]["moment"]
+    assert 3590 < (moment - pendulum.now("UTC")).total_seconds() <= 3600
+    assert caught.value.kwargs == {"waits": 0, "after_rate_limit": True}
+    # Still limited after the wait: fail instead of waiting forever.
+    with pytest.raises(SfiRateLimitError):
+        op.execute_complete(context={}, event=None, **caught.value.kwargs)  # type: ignore[arg-type]
+    assert [c.status for c in sfi_sandbox.calls()] == [200, 429, 429]

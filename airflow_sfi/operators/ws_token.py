@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowRescheduleException
 
-from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError
+from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError, SfiRateLimitError
 from airflow_sfi.token import CHANNELS
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ class SfiWsTokenOperator(BaseOperator):
     worker slot, when ``deferrable``; one sleep otherwise), asks once more, and fails if the answer
     is still not fresh enough.
 
+    A 429 whose wait is longer than the connection's ``max_retry_wait`` (the vendor's means "wait for
+    the next hour") does not fail the task: it waits until the rate limit resets, deferred when
+    ``deferrable``, otherwise rescheduled (``up_for_reschedule``, no worker held), then asks again.
+
     :param sfi_conn_id: the Airflow connection (templated).
     :param required_channels: channels the token must grant, e.g. ``["MAIN", "STATS"]`` (templated);
         the task fails, naming the missing ones, when the plan does not grant them.
@@ -46,7 +51,7 @@ class SfiWsTokenOperator(BaseOperator):
         but does not document (assumed: same auth and answer as ``ws/new``, extending the token).
     :param variable_key: also store the token dict (JSON) in this Airflow Variable, for services
         outside Airflow; the name must contain ``token`` or ``secret`` so that Airflow hides it.
-    :param deferrable: wait for ``min_validity`` in the triggerer instead of a worker; defaults to
+    :param deferrable: wait (``min_validity``, rate limit) in the triggerer instead of a worker; defaults to
         ``[operators] default_deferrable``.
     """
 
@@ -89,15 +94,26 @@ class SfiWsTokenOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         return self._obtain(waits=0)
 
-    def execute_complete(self, context: Context, event: Any = None, waits: int = 1) -> dict[str, Any]:
-        """Resume after waiting for the old token to expire."""
-        return self._obtain(waits=waits)
+    def execute_complete(
+        self, context: Context, event: Any = None, waits: int = 1, after_rate_limit: bool = False
+    ) -> dict[str, Any]:
+        """Resume after a wait: for the old token to expire, or for the rate-limit window to reset."""
+        return self._obtain(waits=waits, after_rate_limit=after_rate_limit)
 
-    def _obtain(self, waits: int) -> dict[str, Any]:
+    def _obtain(self, waits: int, after_rate_limit: bool = False) -> dict[str, Any]:
         from airflow_sfi.hooks.sfi import SfiHook
 
         hook = SfiHook(self.sfi_conn_id)
-        token = hook.renew_ws_token() if self.action == "renew" else hook.get_ws_token()
+        try:
+            token = hook.renew_ws_token() if self.action == "renew" else hook.get_ws_token()
+        except SfiRateLimitError as exc:
+            if exc.reset_at is None or after_rate_limit:
+                raise
+            # The vendor's 429 means "wait for the next hour": wait without holding a worker.
+            self.log.warning("%s: waiting until the rate limit resets at %s", exc, exc.reset_at.isoformat())
+            if self.deferrable:
+                self._defer_until(exc.reset_at, waits=waits, after_rate_limit=True)
+            raise AirflowRescheduleException(exc.reset_at) from None  # type: ignore[no-untyped-call]
         self._log_token(token, hook)
         missing = [c for c in channel_list(self.required_channels, self.task_id) if c not in token.allowed_channels]
         if missing:
@@ -111,7 +127,17 @@ class SfiWsTokenOperator(BaseOperator):
                     f"after waiting for the previous token to expire, the API returned a token with "
                     f"{token.seconds_left():.0f} s left, less than min_validity ({self.min_validity})"
                 )
-            return self._wait_for_expiry(token, waits)
+            self.log.info(
+                "Token has %.0f s left, less than min_validity (%s): waiting until it expires at %s, then asking again",
+                token.seconds_left(),
+                self.min_validity,
+                token.expires_at.isoformat(),
+            )
+            if self.deferrable:
+                self._defer_until(token.expires_at + _EXPIRY_GRACE, waits=waits + 1)
+            # At most min_validity: a single sleep, bounded by the waits counter.
+            time.sleep(max(0.0, token.seconds_left() + _EXPIRY_GRACE.total_seconds()))
+            return self._obtain(waits=waits + 1)
         result = token.to_dict()
         if self.variable_key:
             from airflow.sdk import Variable
@@ -120,24 +146,10 @@ class SfiWsTokenOperator(BaseOperator):
             self.log.info("Stored the token in Variable %r", self.variable_key)
         return result
 
-    def _wait_for_expiry(self, token: WsToken, waits: int) -> dict[str, Any]:
-        moment = token.expires_at + _EXPIRY_GRACE
-        self.log.info(
-            "Token has %.0f s left, less than min_validity (%s): waiting until it expires at %s, then asking again",
-            token.seconds_left(),
-            self.min_validity,
-            token.expires_at.isoformat(),
-        )
-        if self.deferrable:
-            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    def _defer_until(self, moment: datetime.datetime, **kwargs: Any) -> NoReturn:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-            self.defer(
-                trigger=DateTimeTrigger(moment=moment),
-                method_name="execute_complete",
-                kwargs={"waits": waits + 1},
-            )
-        time.sleep(max(0.0, token.seconds_left() + _EXPIRY_GRACE.total_seconds()))
-        return self._obtain(waits=waits + 1)
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete", kwargs=kwargs)
 
     def _log_token(self, token: WsToken, hook: SfiHook) -> None:
         rate = hook.last_rate_limit
