@@ -121,8 +121,11 @@ class WsToken:
             raise SfiResponseError("token field 'allowed_channels' must be a list of strings")
         try:
             expires_at = parse_utc(field("expires_at", str))
-        except ValueError as exc:
-            raise SfiResponseError(f"token field {exc}") from None
+        except ValueError:
+            # The value itself is not quoted: a response that puts a secret in the wrong field must not leak it.
+            raise SfiResponseError(
+                "token field 'expires_at' is not a 'YYYY-MM-DD HH:MM:SS' or ISO 8601 date and time"
+            ) from None
         return cls(
             token=token,
             server=server,

@@ -73,9 +73,9 @@ def test_repr_and_str_hide_the_token_and_server() -> None:
         ({"max_subscribe_per_connection": ...}, "'max_subscribe_per_connection' is missing"),
         ({"allowed_channels": "MAIN"}, "'allowed_channels' must be a list, got a string"),
         ({"allowed_channels": ["MAIN", 1]}, "list of strings"),
-        ({"expires_at": "soon"}, "expires_at 'soon' is not a"),
-        ({"expires_at": "2024-13-45 99:00:00"}, "is not a date and time"),
-        ({"expires_at": "14:30"}, "expires_at '14:30' is not a"),
+        ({"expires_at": "soon"}, "'expires_at' is not a 'YYYY-MM-DD HH:MM:SS' or ISO 8601"),
+        ({"expires_at": "2024-13-45 99:00:00"}, "'expires_at' is not a"),
+        ({"expires_at": "14:30"}, "'expires_at' is not a"),
         ({"expires_at": 1705329000}, "'expires_at' must be a string, got an integer"),
     ],
 )

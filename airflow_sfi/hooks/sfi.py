@@ -312,7 +312,14 @@ def parse_ws_token_response(
         raise SfiResponseError(
             f"{_ISSUED_BY} envelope 'result' must hold exactly one token, got {len(result)}", http_status=http_status
         )
-    return WsToken.from_dict(result[0])
+    token = WsToken.from_dict(result[0])
+    if token.seconds_left() <= 0:
+        raise SfiResponseError(
+            f"{_ISSUED_BY} returned a token that expired at {token.expires_at.isoformat()} "
+            "(is this machine's clock right?)",
+            http_status=http_status,
+        )
+    return token
 
 
 def _status_error(

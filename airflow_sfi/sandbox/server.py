@@ -28,7 +28,7 @@ PLANS: Mapping[str, tuple[tuple[str, ...], int, int]] = {
 }
 KEY_STATES = ("valid", "suspended", "wrong_ip")
 RAPIDAPI_HOSTS = ("soccer-football-info.p.rapidapi.com", "soccerfootballinfo.rapidapi.com")
-FAULTS = ("5xx", "html", "malformed", "slow", "drop", "rate_limit")
+FAULTS = ("5xx", "html", "malformed", "huge", "slow", "drop", "rate_limit")
 WS_ENDPOINTS = ("ws/new", "ws/renew")
 
 
@@ -142,7 +142,7 @@ class Sandbox:
 
         :param kind: ``5xx`` (an error envelope, 500 unless ``status``), ``html`` (a 502 HTML page,
             or ``status``), ``malformed`` (truncated JSON under 200), ``slow`` (answer after
-            ``delay`` seconds), ``drop`` (close the connection without answering) or
+            ``delay`` seconds), ``huge`` (a 2 MiB body), ``drop`` (close the connection without answering) or
             ``rate_limit`` (a 429 as if the window were used up).
         """
         if kind not in FAULTS:
@@ -186,7 +186,7 @@ class Sandbox:
         endpoint = route.strip("/") if route.strip("/") in WS_ENDPOINTS and route.endswith("/") else None
         key = (query.get("t") or [""])[0] if direct else headers.get("x-rapidapi-key")
         key = key or None
-        if fault is not None and fault.kind in ("5xx", "html", "malformed", "drop"):
+        if fault is not None and fault.kind in ("5xx", "html", "malformed", "huge", "drop"):
             # The request fails before the API sees it: no token is issued, nothing is counted.
             return _fault_answer(fault), auth_type, endpoint, key
         if direct:
@@ -321,6 +321,8 @@ def _fault_answer(fault: _Fault) -> _Answer | None:
         return _Answer(status, page.encode(), content_type="text/html; charset=utf-8")
     if fault.kind == "malformed":
         return _Answer(200, b'{"status":200,"errors":[],"pagination":[],"result":[{"is_new":tr')
+    if fault.kind == "huge":
+        return _Answer(200, b'{"status":200,"errors":[],"pagination":[' + b" " * (2 << 20) + b"],\"result\":[]}")
     return None  # drop
 
 
