@@ -121,7 +121,7 @@ def test_rate_limited_task_is_rescheduled_to_the_reset_and_succeeds(
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", sfi_sandbox.connection(max_retry_wait=0.5))
     sfi_sandbox.inject("rate_limit")
-    run, tis, events = run_dag("sfi_direct_token")
+    run, _, events = run_dag("sfi_direct_token")
     assert run.state == "success"
     assert events["get_token"][:2] == ["running", "up_for_reschedule"]
     calls = sfi_sandbox.calls("ws/new")
