@@ -16,9 +16,13 @@ with DAG(
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     tags=["sfi"],
+    params={"sfi_conn_id": "sfi_default"},
 ):
     get_token = SfiWsTokenOperator(
-        task_id="get_token", sfi_conn_id="sfi_default", required_channels=["MAIN"], variable_key="sfi_ws_token"
+        task_id="get_token",
+        sfi_conn_id="{{ params.sfi_conn_id }}",  # templated: a run can be triggered for another connection
+        required_channels=["MAIN"],
+        variable_key="sfi_ws_token",
     )
 
     @task

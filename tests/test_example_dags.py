@@ -48,6 +48,16 @@ def run_dag(dag_id: str) -> tuple[Any, dict[str, Any], dict[str, list[str]]]:
     return run, tis, events
 
 
+def rendered_fields(run_id: str) -> list[Any]:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(RenderedTaskInstanceFields.rendered_fields).where(RenderedTaskInstanceFields.run_id == run_id)
+        return list(session.scalars(query).all())
+
+
 def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -78,6 +88,12 @@ def test_rotation_dag_refreshes_into_a_new_token(sfi_sandbox: SandboxServer, mon
     # get_token, the refresh's first answer (the old token again), and the new token after expiry.
     assert [c.status for c in sfi_sandbox.calls("ws/new")] == [200, 200, 200]
     assert tis["wait_until_near_expiry"].end_date >= first.expires_at.subtract(seconds=3)
+    # Rendered template fields are stored and shown in the UI: the expiry is there, no token is.
+    rendered = json.dumps(rendered_fields(run.run_id))
+    assert first.expires_at.isoformat() in rendered
+    assert len(sfi_sandbox.issued_tokens) == 2
+    for secret in [*sfi_sandbox.issued_tokens, "sandbox-key-pro"]:
+        assert secret not in rendered
 
 
 def test_direct_dag_hands_on_details_and_publishes_the_variable(sfi_sandbox: SandboxServer) -> None:

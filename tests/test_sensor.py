@@ -141,3 +141,11 @@ def test_deferrable_defaults_to_airflow_config(monkeypatch: pytest.MonkeyPatch) 
     finally:
         monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE")
         importlib.reload(module)
+
+
+def test_rendered_expires_at_keeps_no_secret() -> None:
+    expires = pendulum.now("UTC").add(hours=1).replace(microsecond=0)
+    wait = sensor(token_dict(expires))
+    wait.render_template_fields(context={})  # type: ignore[arg-type]
+    assert wait.expires_at == {"expires_at": expires.isoformat()}
+    assert wait.refresh_at() == expires - MARGIN

@@ -131,6 +131,7 @@ class Sandbox:
         self.ws_url = ws_url
         self.clock = clock
         self.requests: list[RequestRecord] = []
+        self.issued_tokens: list[str] = []
         self._tokens: dict[str, tuple[str, int]] = {}
         self._windows: dict[str, tuple[float, int]] = {}
         self._faults: list[_Fault] = []
@@ -270,6 +271,7 @@ class Sandbox:
                 active = None
             if active is None:
                 token, is_new = secrets.token_urlsafe(24), True
+                self.issued_tokens.append(token)
             else:
                 token, is_new = active[0], False
             # Expiry sits on a whole second, so the printed expires_at is exactly when it ends.
@@ -459,3 +461,8 @@ class SandboxServer:
 
     def expire_tokens(self) -> None:
         self.sandbox.expire_tokens()
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every WebSocket token issued so far, e.g. to search logs for them."""
+        return list(self.sandbox.issued_tokens)

@@ -77,6 +77,13 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
         self.refresh_margin = refresh_margin
         self.deferrable = deferrable
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        # The operator's XCom dict holds the token. Keep only its expiry, so that the rendered field,
+        # which Airflow stores and shows in the UI, holds no secret.
+        if isinstance(self.expires_at, Mapping):
+            self.expires_at = {key: value for key, value in self.expires_at.items() if key == "expires_at"}
+
     def refresh_at(self) -> pendulum.DateTime:
         """When the wait ends: ``expires_at - refresh_margin``."""
         try:

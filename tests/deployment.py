@@ -1,0 +1,131 @@
+"""A real Airflow on this machine: metadata DB, API server, scheduler (LocalExecutor), DAG processor, triggerer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cryptography.fernet import Fernet
+
+from tests.conftest import REPO
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Deployment:
+    """
+    Start every component as its own process group, with its output in ``home/proc``; stop them all on exit.
+
+    :param home: the AIRFLOW_HOME to create.
+    :param env: extra environment for every component (connections, DAG settings).
+    """
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        self.home = home
+        self.fernet_key = Fernet.generate_key().decode()
+        api_port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+            "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": Fernet.generate_key().decode(),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            **env,
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __enter__(self) -> Deployment:
+        (self.home / "proc").mkdir(parents=True)
+        try:
+            self.cli("db", "migrate")
+            for name in COMPONENTS:
+                with (self.home / "proc" / f"{name}.log").open("wb") as out:
+                    self.procs[name] = subprocess.Popen(
+                        [self.airflow, name], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def airflow(self) -> str:
+        return str(Path(sys.executable).parent / "airflow")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [self.airflow, *args], env=self.env, capture_output=True, text=True, timeout=120, check=False
+        )
+        with (self.home / "proc" / "cli.log").open("a") as log:
+            log.write(f"$ airflow {' '.join(args)}\n{done.stdout}{done.stderr}\n")
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return done.stdout
+
+    def assert_running(self) -> None:
+        dead = {name: proc.returncode for name, proc in self.procs.items() if proc.poll() is not None}
+        assert not dead, f"components exited: {dead}; see {self.home / 'proc'}"
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as db:
+            return db.execute(sql, params).fetchall()
+
+    def decrypt(self, value: str) -> Any:
+        return json.loads(Fernet(self.fernet_key.encode()).decrypt(value.encode()))
+
+    def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:
+        """Call ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_running()
+            result = probe()
+            if result:
+                return result
+            time.sleep(every)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; see {self.home / 'proc'}")
+
+    def log_files(self) -> Iterator[Path]:
+        for folder in (self.home / "logs", self.home / "proc"):
+            yield from (path for path in folder.rglob("*") if path.is_file())
