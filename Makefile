@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test check demo sandbox clean
+.PHONY: venv test test-deployment check demo sandbox clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ check: venv
 
 test: check
 	$(BIN)/pytest
+
+test-deployment: venv
+	$(BIN)/pytest -m deployment -s
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -112,7 +112,10 @@ class Deployment:
         with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
-    def decrypt(self, value: str) -> Any:
+    def trigger_kwargs(self, value: str) -> Any:
+        """A trigger's kwargs as stored: plain JSON on Airflow 3.3, Fernet-encrypted on some migration paths."""
+        if value.startswith("{"):
+            return json.loads(value)
         return json.loads(Fernet(self.fernet_key.encode()).decrypt(value.encode()))
 
     def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:

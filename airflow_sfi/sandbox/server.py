@@ -324,7 +324,7 @@ def _fault_answer(fault: _Fault) -> _Answer | None:
     if fault.kind == "malformed":
         return _Answer(200, b'{"status":200,"errors":[],"pagination":[],"result":[{"is_new":tr')
     if fault.kind == "huge":
-        return _Answer(200, b'{"status":200,"errors":[],"pagination":[' + b" " * (2 << 20) + b"],\"result\":[]}")
+        return _Answer(200, b'{"status":200,"errors":[],"pagination":[' + b" " * (2 << 20) + b'],"result":[]}')
     return None  # drop
 
 

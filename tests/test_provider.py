@@ -1,0 +1,107 @@
+"""Registration with Airflow: entry point, connection form, CLI, test button, light imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_sfi.sandbox import SandboxServer
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+def airflow_cli(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [AIRFLOW, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_provider_info_is_found_through_the_entry_point() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    provider = manager.providers["airflow-provider-sfi"]
+    assert provider.data["name"] == "Soccer Football Info"
+    hook = manager.hooks["sfi"]
+    assert hook is not None and hook.hook_class_name == "airflow_sfi.hooks.sfi.SfiHook"
+    assert hook.connection_id_attribute_name == "sfi_conn_id"
+
+
+def test_every_listed_module_imports() -> None:
+    import importlib
+
+    from airflow_sfi.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    for kind in ("hooks", "operators", "sensors"):
+        for entry in info[kind]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    (conn_type,) = info["connection-types"]
+    module, _, name = conn_type["hook-class-name"].rpartition(".")
+    assert getattr(importlib.import_module(module), name).conn_type == conn_type["connection-type"]
+
+
+def test_connection_form_fields_match_what_the_hook_reads() -> None:
+    from airflow_sfi.get_provider_info import get_provider_info
+    from airflow_sfi.hooks.sfi import AUTH_MODES, SfiConfig
+
+    (conn_type,) = get_provider_info()["connection-types"]
+    fields = conn_type["conn-fields"]
+    assert fields["auth_type"]["schema"]["enum"] == sorted(AUTH_MODES)
+    defaults = {name: field.default for name, field in SfiConfig.__dataclass_fields__.items()}
+    for name in ("rapidapi_host", "timeout", "max_attempts", "max_retry_wait"):
+        assert fields[name]["schema"]["default"] == defaults[name]
+
+
+def test_cli_lists_the_provider_hook_and_form() -> None:
+    providers = json.loads(airflow_cli("providers", "list", "--output", "json"))
+    assert {"package_name": "airflow-provider-sfi"}.items() <= next(
+        p for p in providers if p["package_name"] == "airflow-provider-sfi"
+    ).items()
+    hooks = json.loads(airflow_cli("providers", "hooks", "--output", "json"))
+    assert any(h["connection_type"] == "sfi" and h["class"] == "airflow_sfi.hooks.sfi.SfiHook" for h in hooks)
+    behaviours = airflow_cli("providers", "behaviours", "--output", "json")
+    assert "API token / RapidAPI key" in behaviours
+    widgets = airflow_cli("providers", "widgets", "--output", "json")
+    assert "auth_type" in widgets and "rapidapi_host" in widgets
+
+
+def test_connections_test_command(sfi_sandbox: SandboxServer) -> None:
+    env = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "AIRFLOW_CONN_SFI_DEFAULT": sfi_sandbox.connection()}
+    out = airflow_cli("connections", "test", "sfi_default", env=env)
+    assert "Connection success!" in out and "channels MAIN" in out
+    bad = sfi_sandbox.connection("sandbox-key-suspended")
+    done = subprocess.run(
+        [AIRFLOW, "connections", "test", "sfi_default"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env, "AIRFLOW_CONN_SFI_DEFAULT": bad},
+        check=False,
+    )
+    assert "Token is suspended" in done.stdout + done.stderr
+    assert "sandbox-key-suspended" not in done.stdout + done.stderr
+    assert len(sfi_sandbox.calls("ws/new")) == 2
+
+
+@pytest.mark.parametrize("name", ["SfiHook", "SfiWsTokenOperator", "SfiWsTokenExpirySensor", "WsToken"])
+def test_lazy_top_level_names(name: str) -> None:
+    import airflow_sfi
+
+    assert getattr(airflow_sfi, name).__name__ == name
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        airflow_sfi.Nope  # noqa: B018
+
+
+def test_import_airflow_sfi_is_light() -> None:
+    code = "import sys, airflow_sfi, airflow_sfi.sandbox; print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'requests', 'pendulum')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
