@@ -68,16 +68,24 @@ def test_cli_lists_the_provider_hook_and_form() -> None:
     ).items()
     hooks = json.loads(airflow_cli("providers", "hooks", "--output", "json"))
     assert any(h["connection_type"] == "sfi" and h["class"] == "airflow_sfi.hooks.sfi.SfiHook" for h in hooks)
-    behaviours = airflow_cli("providers", "behaviours", "--output", "json")
-    assert "API token / RapidAPI key" in behaviours
-    widgets = airflow_cli("providers", "widgets", "--output", "json")
-    assert "auth_type" in widgets and "rapidapi_host" in widgets
+    assert {"field_behaviours": "sfi"} in json.loads(airflow_cli("providers", "behaviours", "--output", "json"))
+    widgets = airflow_cli("providers", "widgets", "--output", "plain")
+    for field in ("auth_type", "rapidapi_host", "timeout", "max_attempts", "max_retry_wait"):
+        assert f"extra__sfi__{field}" in widgets
+
+
+def test_field_behaviour_relabels_and_hides() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    behaviour = ProvidersManager().field_behaviours["sfi"]
+    assert behaviour["hidden_fields"] == ["login"]
+    assert behaviour["relabeling"]["password"] == "API token / RapidAPI key"
 
 
 def test_connections_test_command(sfi_sandbox: SandboxServer) -> None:
     env = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "AIRFLOW_CONN_SFI_DEFAULT": sfi_sandbox.connection()}
     out = airflow_cli("connections", "test", "sfi_default", env=env)
-    assert "Connection success!" in out and "channels MAIN" in out
+    assert "Connection success!" in out
     bad = sfi_sandbox.connection("sandbox-key-suspended")
     done = subprocess.run(
         [AIRFLOW, "connections", "test", "sfi_default"],
@@ -102,6 +110,9 @@ def test_lazy_top_level_names(name: str) -> None:
 
 
 def test_import_airflow_sfi_is_light() -> None:
-    code = "import sys, airflow_sfi, airflow_sfi.sandbox; print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'requests', 'pendulum')))"
+    code = (
+        "import sys, airflow_sfi, airflow_sfi.sandbox; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'requests', 'pendulum')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
