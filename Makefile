@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The lowest Airflow the provider declares, tested in a second environment.
+FLOOR_AIRFLOW := 3.3.0
+FLOOR := .venv-floor
 
-.PHONY: venv test test-deployment check demo sandbox clean
+.PHONY: venv test test-deployment test-dist test-floor dist check demo sandbox clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +28,23 @@ test: check
 test-deployment: venv
 	$(BIN)/pytest -m deployment -s
 
+dist: venv
+	rm -rf dist
+	$(BIN)/uv build --quiet
+	$(BIN)/twine check --strict dist/*
+
+test-dist: dist
+	$(BIN)/pytest -m packaging
+
+$(FLOOR)/.installed-stamp: pyproject.toml
+	$(PYTHON) -m venv $(FLOOR)
+	$(FLOOR)/bin/python -m pip install --quiet --upgrade pip uv
+	$(FLOOR)/bin/uv pip install --python $(FLOOR)/bin/python --editable '.[test]' 'apache-airflow==$(FLOOR_AIRFLOW)'
+	touch $@
+
+test-floor: $(FLOOR)/.installed-stamp
+	$(FLOOR)/bin/pytest
+
 demo: venv
 	$(BIN)/python scripts/demo.py
 
@@ -32,4 +52,4 @@ sandbox: venv
 	$(BIN)/python -m airflow_sfi.sandbox --port 8080
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) $(FLOOR) .demo .pytest_cache .mypy_cache .ruff_cache dist build

@@ -69,7 +69,9 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "max_retry_wait": {
                         "label": "Longest Retry-After to wait (seconds)",
-                        "description": "A 429 asking to wait longer fails the call; the operator then waits without a worker.",
+                        "description": (
+                            "A 429 asking to wait longer fails the call; the operator then waits without a worker."
+                        ),
                         "schema": {"type": ["number", "null"], "minimum": 0, "default": 60},
                     },
                 },
