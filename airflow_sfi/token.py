@@ -18,6 +18,11 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 CHANNELS = frozenset({"MAIN", "MAIN_REALTIME", "STATS", "ODDS", "STATS_REALTIME", "ODDS_REALTIME"})
 
 
+def is_template(value: object) -> bool:
+    """Whether ``value`` is a Jinja template string, to be checked only once rendered."""
+    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))
+
+
 def parse_utc(value: object, *, what: str = "expires_at") -> pendulum.DateTime:
     """
     Parse a moment given as an aware or naive datetime or a string, into an aware UTC datetime.

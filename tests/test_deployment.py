@@ -73,19 +73,22 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     airflow, api = deployment
     airflow.wait_for(
         "the DAG processor to parse the example DAGs",
-        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == 3,
+        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == 4,
         timeout=120,
     )
     airflow.cli("dags", "unpause", "sfi_token_rotation")
 
     triggers_seen: dict[int, tuple[str, Any, Any]] = {}
 
-    def rotations_done() -> list[str] | None:
+    def sample_triggers() -> None:
         for trigger_id, classpath, kwargs, triggerer_id in airflow.query(
             "SELECT id, classpath, kwargs, triggerer_id FROM trigger"
         ):
             if triggerer_id is not None:
                 triggers_seen[trigger_id] = (classpath, airflow.trigger_kwargs(kwargs), triggerer_id)
+
+    def rotations_done() -> list[str] | None:
+        sample_triggers()
         done = airflow.query(
             "SELECT run_id FROM dag_run WHERE dag_id = 'sfi_token_rotation' AND state != 'running' ORDER BY id"
         )
@@ -117,6 +120,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
         assert classpath == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
         assert triggerer_id in triggerer_jobs
         assert set(kwargs) == {"moment", "end_from_trigger"}
+    rotation_triggers = len(triggers_seen)
     # Three ws/new calls a rotation (get_token, the refresh's first answer, the new token); at most
     # one more rotation was in flight.
     assert ROTATIONS * 3 <= calls_after_rotations <= (ROTATIONS + 1) * 3
@@ -136,14 +140,35 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
             "dags", "trigger", "sfi_direct_token", "--run-id", run_id, "--conf", json.dumps({"sfi_conn_id": conn_id})
         )
     airflow.cli("dags", "trigger", "sfi_rapidapi_token", "--run-id", "rapid")
+    airflow.cli("dags", "unpause", "sfi_token_wait_in_triggerer")
+    airflow.cli("dags", "trigger", "sfi_token_wait_in_triggerer", "--run-id", "in_triggerer")
 
     def finished() -> dict[str, str] | None:
-        found = dict(airflow.query("SELECT run_id, state FROM dag_run WHERE run_id IN ('refused', 'badkey', 'rapid')"))
-        return found if len(found) == 3 and "running" not in found.values() and "queued" not in found.values() else None
+        sample_triggers()
+        found = dict(
+            airflow.query(
+                "SELECT run_id, state FROM dag_run WHERE run_id IN ('refused', 'badkey', 'rapid', 'in_triggerer')"
+            )
+        )
+        return found if len(found) == 4 and "running" not in found.values() and "queued" not in found.values() else None
 
-    outcome = airflow.wait_for("the failing and RapidAPI runs", finished, timeout=180)
-    assert outcome == {"refused": "failed", "badkey": "failed", "rapid": "success"}
+    outcome = airflow.wait_for("the failing, RapidAPI and triggerer-only runs", finished, timeout=180, every=0.5)
+    assert outcome == {"refused": "failed", "badkey": "failed", "rapid": "success", "in_triggerer": "success"}
     assert "up_for_reschedule" in events(airflow, "rapid", "wait_until_near_expiry")
+    # start_from_trigger: the sensor went straight to the triggerer and ended there, never running in a worker.
+    assert "running" not in events(airflow, "in_triggerer", "wait_until_near_expiry")
+    assert task_states(airflow, "sfi_token_wait_in_triggerer", "in_triggerer") == dict.fromkeys(
+        ("get_token", "wait_until_near_expiry"), "success"
+    )
+    started_in_triggerer = [
+        t for t in list(triggers_seen.values())[rotation_triggers:] if t[0].startswith("airflow_sfi.")
+    ]
+    assert [(c, set(k)) for c, k, _ in started_in_triggerer] == [
+        (
+            "airflow_sfi.triggers.ws_token.SfiRefreshTrigger",
+            {"expires_at", "refresh_margin_seconds", "end_from_trigger"},
+        )
+    ]
     assert {c.auth_type for c in api.calls("ws/new") if c.key == "sandbox-key-ultra"} == {"rapidapi"}
 
     # No secret in any log file, process output, rendered template field or trigger.

@@ -63,7 +63,12 @@ def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
         warnings.simplefilter("always")
         bag = parse()
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"sfi_token_rotation", "sfi_direct_token", "sfi_rapidapi_token"}
+    assert set(bag.dag_ids) == {
+        "sfi_token_rotation",
+        "sfi_direct_token",
+        "sfi_rapidapi_token",
+        "sfi_token_wait_in_triggerer",
+    }
     ours = [
         w
         for w in caught

@@ -149,3 +149,30 @@ def test_rendered_expires_at_keeps_no_secret() -> None:
     wait.render_template_fields(context={})  # type: ignore[arg-type]
     assert wait.expires_at == {"expires_at": expires.isoformat()}
     assert wait.refresh_at() == expires - MARGIN
+
+
+def test_start_from_trigger_needs_a_template() -> None:
+    with pytest.raises(SfiConfigError, match="start_from_trigger needs expires_at as a template string"):
+        sensor("2024-01-15 14:30:00", start_from_trigger=True)
+
+
+def test_start_from_trigger_hands_a_secret_free_trigger_to_the_triggerer() -> None:
+    from airflow_sfi.triggers.ws_token import SfiRefreshTrigger
+
+    template = "{{ ti.xcom_pull(task_ids='get_token')['expires_at'] }}"
+    wait = sensor(template, start_from_trigger=True)
+    args = wait.start_trigger_args
+    assert wait.start_from_trigger and args is not None
+    assert args.trigger_cls == "airflow_sfi.triggers.ws_token.SfiRefreshTrigger"
+    assert args.trigger_kwargs == {"expires_at": template, "refresh_margin_seconds": 300.0, "end_from_trigger": True}
+    trigger = SfiRefreshTrigger(**args.trigger_kwargs)
+    trigger.expires_at = pendulum.now("UTC").add(minutes=5, seconds=1).isoformat()  # as the triggerer renders it
+    assert trigger.serialize() == (args.trigger_cls, {**args.trigger_kwargs, "expires_at": trigger.expires_at})
+    assert 0 < (trigger.moment - pendulum.now("UTC")).total_seconds() <= 1
+
+    async def first_event() -> object:
+        async for event in trigger.run():
+            return event
+        return None
+
+    assert type(asyncio.run(asyncio.wait_for(first_event(), timeout=10))).__name__ == "TaskSuccessEvent"

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowRescheduleException
 
 from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError, SfiRateLimitError
-from airflow_sfi.token import CHANNELS
+from airflow_sfi.token import CHANNELS, is_template
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -82,7 +82,7 @@ class SfiWsTokenOperator(BaseOperator):
                 f"{self.task_id}: variable_key {variable_key!r} must contain 'token' or 'secret', "
                 "so that Airflow hides the Variable's value"
             )
-        if not _is_template(required_channels):
+        if not is_template(required_channels):
             channel_list(required_channels, self.task_id)
         self.sfi_conn_id = sfi_conn_id
         self.required_channels = required_channels
@@ -178,7 +178,3 @@ def channel_list(channels: Sequence[str] | str, task_id: str) -> list[str]:
             f"valid: {', '.join(sorted(CHANNELS))}"
         )
     return names
-
-
-def _is_template(value: object) -> bool:
-    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))

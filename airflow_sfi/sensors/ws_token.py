@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowRescheduleException
 
 from airflow_sfi.exceptions import SfiConfigError
-from airflow_sfi.token import WsToken, parse_utc
+from airflow_sfi.token import WsToken, is_template, parse_utc
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,6 +51,10 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
         ``YYYY-MM-DD HH:MM:SS`` string, or the operator's XCom dict, e.g. ``get_token.output`` (templated).
     :param refresh_margin: how long before expiry to finish; the vendor advises 5 minutes.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param start_from_trigger: start in the triggerer and finish there, never taking a worker slot.
+        Needs ``expires_at`` as a template string (e.g. ``"{{ ti.xcom_pull('get_token')['expires_at'] }}"``),
+        which the triggerer renders; an XComArg such as ``get_token.output`` is resolved only in a worker.
+        ``dag.test()`` runs the task in-process instead, as a deferrable sensor.
     """
 
     template_fields: Sequence[str] = ("expires_at",)
@@ -62,14 +66,34 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
         expires_at: Any,
         refresh_margin: datetime.timedelta = datetime.timedelta(minutes=5),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(refresh_margin, datetime.timedelta) or refresh_margin < datetime.timedelta(0):
             raise SfiConfigError(f"{self.task_id}: refresh_margin must be a non-negative timedelta")
-        if isinstance(expires_at, (datetime.datetime, WsToken)) or (
-            isinstance(expires_at, str) and not any(mark in expires_at for mark in ("{{", "{%", "{#"))
-        ):
+        templated = is_template(expires_at)
+        if start_from_trigger:
+            if not templated:
+                raise SfiConfigError(
+                    f"{self.task_id}: start_from_trigger needs expires_at as a template string, e.g. "
+                    "\"{{ ti.xcom_pull('get_token')['expires_at'] }}\"; an XComArg is resolved only in a worker"
+                )
+            from airflow.triggers.base import StartTriggerArgs
+
+            self.start_from_trigger = True
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls="airflow_sfi.triggers.ws_token.SfiRefreshTrigger",
+                trigger_kwargs={
+                    "expires_at": expires_at,
+                    "refresh_margin_seconds": refresh_margin.total_seconds(),
+                    "end_from_trigger": True,
+                },
+                next_method="execute_complete",
+                next_kwargs=None,
+                timeout=None,
+            )
+        if isinstance(expires_at, (datetime.datetime, WsToken)) or (isinstance(expires_at, str) and not templated):
             expiry_of(expires_at)  # a literal is checked now, at DAG parse, not mid-run
         elif expires_at is None or isinstance(expires_at, (int, float, bool)):
             raise SfiConfigError(f"{self.task_id}: expires_at is missing or not a date and time: {expires_at!r}")
