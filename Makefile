@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 FLOOR_AIRFLOW := 3.3.0
 FLOOR := .venv-floor
 
-.PHONY: venv test test-deployment test-dist test-floor dist check demo sandbox clean
+.PHONY: venv test test-deployment test-dist test-floor dist check demo sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test-floor: $(FLOOR)/.installed-stamp
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+bench: venv
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --quiet --editable '.[test,bench]'
+	$(BIN)/python bench/run.py
 
 sandbox: venv
 	$(BIN)/python -m airflow_sfi.sandbox --port 8080

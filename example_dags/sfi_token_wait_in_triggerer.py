@@ -1,7 +1,9 @@
 """
 Wait for the refresh time without ever taking a worker slot: the sensor starts in the triggerer
 (``start_from_trigger``, Airflow 3.3+) and finishes there. The triggerer renders the templated
-``expires_at``; an XComArg such as ``get_token.output`` would need a worker to resolve.
+``expires_at``; an XComArg such as ``get_token.output`` would need a worker to resolve. In the
+triggerer, ``xcom_pull`` needs ``map_indexes=-1``: without it Airflow asks for a slice of XComs,
+which the triggerer does not serve (Airflow 3.3).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ with DAG(
     get_token = SfiWsTokenOperator(task_id="get_token", required_channels=["MAIN"])
     wait_until_near_expiry = SfiWsTokenExpirySensor(
         task_id="wait_until_near_expiry",
-        expires_at="{{ ti.xcom_pull(task_ids='get_token')['expires_at'] }}",
+        expires_at="{{ ti.xcom_pull(task_ids='get_token', map_indexes=-1)['expires_at'] }}",
         refresh_margin=REFRESH_MARGIN,
         start_from_trigger=True,
     )

@@ -52,8 +52,10 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
     :param refresh_margin: how long before expiry to finish; the vendor advises 5 minutes.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param start_from_trigger: start in the triggerer and finish there, never taking a worker slot.
-        Needs ``expires_at`` as a template string (e.g. ``"{{ ti.xcom_pull('get_token')['expires_at'] }}"``),
-        which the triggerer renders; an XComArg such as ``get_token.output`` is resolved only in a worker.
+        Needs ``expires_at`` as a template string, which the triggerer renders, e.g.
+        ``"{{ ti.xcom_pull(task_ids='get_token', map_indexes=-1)['expires_at'] }}"`` (the triggerer
+        serves single XComs only, hence ``map_indexes=-1``); an XComArg such as ``get_token.output``
+        is resolved only in a worker.
         ``dag.test()`` runs the task in-process instead, as a deferrable sensor.
     """
 
@@ -77,7 +79,8 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
             if not templated:
                 raise SfiConfigError(
                     f"{self.task_id}: start_from_trigger needs expires_at as a template string, e.g. "
-                    "\"{{ ti.xcom_pull('get_token')['expires_at'] }}\"; an XComArg is resolved only in a worker"
+                    "\"{{ ti.xcom_pull(task_ids='get_token', map_indexes=-1)['expires_at'] }}\"; "
+                    "an XComArg is resolved only in a worker"
                 )
             from airflow.triggers.base import StartTriggerArgs
 
