@@ -19,6 +19,7 @@ from airflow_sfi.exceptions import (
 )
 from airflow_sfi.hooks.sfi import parse_ws_token_response
 from airflow_sfi.sandbox import SandboxServer
+from tests.conftest import token_item
 
 API_KEY = "hostile-api-key-31337"
 WS_TOKEN = "ws-token-abcdef-123456"
@@ -30,17 +31,7 @@ def scrub(text: str) -> str:
 
 
 def item(**changes: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "is_new": True,
-        "token": WS_TOKEN,
-        "server": f"wss://ws-eu.soccerfootball.info/?token={WS_TOKEN}",
-        "max_connections": 2,
-        "max_subscribe_per_connection": 2,
-        "allowed_channels": ["MAIN"],
-        "expires_at": FUTURE,
-    }
-    data.update(changes)
-    return {k: v for k, v in data.items() if v is not ...}
+    return token_item(WS_TOKEN, FUTURE, **changes)
 
 
 def envelope(result: object = None, **changes: object) -> bytes:

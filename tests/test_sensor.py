@@ -14,21 +14,14 @@ from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
 from airflow_sfi.exceptions import SfiConfigError
 from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor, expiry_of, refresh_due
 from airflow_sfi.token import WsToken
+from tests.conftest import token_item
 
 SECRET = "sensor-ws-token-secret"
 MARGIN = datetime.timedelta(minutes=5)
 
 
 def token_dict(expires_at: pendulum.DateTime) -> dict[str, object]:
-    return {
-        "is_new": True,
-        "token": SECRET,
-        "server": f"wss://ws-eu.soccerfootball.info/?token={SECRET}",
-        "max_connections": 2,
-        "max_subscribe_per_connection": 2,
-        "allowed_channels": ["MAIN"],
-        "expires_at": expires_at.isoformat(),
-    }
+    return token_item(SECRET, expires_at.isoformat())
 
 
 def sensor(expires_at: object, **kwargs: object) -> SfiWsTokenExpirySensor:

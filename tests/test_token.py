@@ -8,22 +8,13 @@ import pytest
 
 from airflow_sfi.exceptions import SfiResponseError
 from airflow_sfi.token import WsToken, parse_utc
+from tests.conftest import token_item
 
 SECRET = "ws-secret-token-0123456789"
 
 
 def item(**changes: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "is_new": True,
-        "token": SECRET,
-        "server": f"wss://ws-eu.soccerfootball.info/?token={SECRET}",
-        "max_connections": 2,
-        "max_subscribe_per_connection": 2,
-        "allowed_channels": ["MAIN"],
-        "expires_at": "2024-01-15 14:30:00",
-    }
-    data.update(changes)
-    return {k: v for k, v in data.items() if v is not ...}
+    return token_item(SECRET, "2024-01-15 14:30:00", **changes)
 
 
 def test_vendor_expires_at_is_utc() -> None:
