@@ -78,14 +78,15 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     )
     airflow.cli("dags", "unpause", "sfi_token_rotation")
 
-    triggers_seen: dict[int, tuple[str, Any, Any]] = {}
+    # SQLite reuses the ids of deleted rows: key the triggers seen by id and creation time.
+    triggers_seen: dict[tuple[int, str], tuple[str, Any, Any]] = {}
 
     def sample_triggers() -> None:
-        for trigger_id, classpath, kwargs, triggerer_id in airflow.query(
-            "SELECT id, classpath, kwargs, triggerer_id FROM trigger"
+        for trigger_id, created, classpath, kwargs, triggerer_id in airflow.query(
+            "SELECT id, created_date, classpath, kwargs, triggerer_id FROM trigger"
         ):
             if triggerer_id is not None:
-                triggers_seen[trigger_id] = (classpath, airflow.trigger_kwargs(kwargs), triggerer_id)
+                triggers_seen[trigger_id, created] = (classpath, airflow.trigger_kwargs(kwargs), triggerer_id)
 
     def rotations_done() -> list[str] | None:
         sample_triggers()
@@ -120,7 +121,6 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
         assert classpath == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
         assert triggerer_id in triggerer_jobs
         assert set(kwargs) == {"moment", "end_from_trigger"}
-    rotation_triggers = len(triggers_seen)
     # Per rotation: get_token, the refresh's first answer (the old token, if still active), the new
     # token; at most one more rotation was in flight.
     assert ROTATIONS * 2 <= calls_after_rotations <= (ROTATIONS + 1) * 3
