@@ -113,10 +113,14 @@ class Deployment:
             return db.execute(sql, params).fetchall()
 
     def trigger_kwargs(self, value: str) -> Any:
-        """A trigger's kwargs as stored: plain JSON on Airflow 3.3, Fernet-encrypted on some migration paths."""
+        """
+        A trigger's kwargs as stored: plain JSON for a deferral from a worker, Fernet-encrypted and
+        wrapped as ``{"__type": "dict", "__var": ...}`` for a task started in the triggerer (Airflow 3.3).
+        """
         if value.startswith("{"):
             return json.loads(value)
-        return json.loads(Fernet(self.fernet_key.encode()).decrypt(value.encode()))
+        kwargs = json.loads(Fernet(self.fernet_key.encode()).decrypt(value.encode()))
+        return kwargs["__var"] if kwargs.get("__type") == "dict" else kwargs
 
     def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:
         """Call ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
