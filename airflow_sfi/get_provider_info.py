@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": modules("airflow_sfi.hooks.sfi"),
         "operators": modules("airflow_sfi.operators.ws_token"),
         "sensors": modules("airflow_sfi.sensors.ws_token"),
+        "triggers": modules("airflow_sfi.triggers.ws_token"),
         "connection-types": [
             {
                 "hook-class-name": "airflow_sfi.hooks.sfi.SfiHook",

@@ -39,6 +39,13 @@ def test_returns_the_token_dict(sfi_sandbox: SandboxServer) -> None:
     assert len(sfi_sandbox.calls("ws/new")) == 1
 
 
+def test_the_operator_shows_no_secret(sfi_sandbox: SandboxServer) -> None:
+    op = SfiWsTokenOperator(task_id="get_token")
+    result = run(op)
+    for text in (repr(op), str(op)):
+        assert result["token"] not in text and "sandbox-key-pro" not in text
+
+
 def test_missing_channels_fail_naming_them(sfi_sandbox: SandboxServer) -> None:
     op = SfiWsTokenOperator(task_id="get_token", required_channels="MAIN, STATS,ODDS")
     with pytest.raises(SfiChannelError, match="does not grant STATS, ODDS; the plan allows MAIN"):

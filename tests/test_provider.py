@@ -29,6 +29,7 @@ def test_provider_info_is_found_through_the_entry_point() -> None:
     manager = ProvidersManager()
     provider = manager.providers["airflow-provider-sfi"]
     assert provider.data["name"] == "Soccer Football Info"
+    assert "airflow_sfi.triggers.ws_token.SfiRefreshTrigger" in {t.trigger_class_name for t in manager.trigger}
     hook = manager.hooks["sfi"]
     assert hook is not None and hook.hook_class_name == "airflow_sfi.hooks.sfi.SfiHook"
     assert hook.connection_id_attribute_name == "sfi_conn_id"
@@ -40,7 +41,7 @@ def test_every_listed_module_imports() -> None:
     from airflow_sfi.get_provider_info import get_provider_info
 
     info = get_provider_info()
-    for kind in ("hooks", "operators", "sensors"):
+    for kind in ("hooks", "operators", "sensors", "triggers"):
         for entry in info[kind]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
