@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 check: venv
-	$(BIN)/ruff check airflow_sfi tests example_dags scripts
-	$(BIN)/ruff format --check airflow_sfi tests example_dags scripts
+	$(BIN)/ruff check airflow_sfi tests example_dags scripts bench
+	$(BIN)/ruff format --check airflow_sfi tests example_dags scripts bench
 	$(BIN)/mypy
 
 test: check

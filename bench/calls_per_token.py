@@ -38,12 +38,18 @@ def ours(lifetimes: int) -> dict[str, float]:
         while len(used) < lifetimes:  # one iteration = one run of the rotation DAG
             token = SfiWsTokenOperator(task_id="get_token").execute(context={})  # type: ignore[arg-type]
             used.add(token["token"])
-            run_deferrable(SfiWsTokenExpirySensor(task_id="wait", expires_at=token, refresh_margin=MARGIN, deferrable=True))
+            run_deferrable(
+                SfiWsTokenExpirySensor(task_id="wait", expires_at=token, refresh_margin=MARGIN, deferrable=True)
+            )
             refreshed = run_deferrable(SfiWsTokenOperator(task_id="refresh", min_validity=2 * MARGIN, deferrable=True))
             used.add(refreshed["token"])
         calls = len(api.calls("ws/new"))
-        return {"calls": calls, "tokens": len(used), "calls_per_token": calls / len(used),
-                "seconds": time.monotonic() - started}
+        return {
+            "calls": calls,
+            "tokens": len(used),
+            "calls_per_token": calls / len(used),
+            "seconds": time.monotonic() - started,
+        }
 
 
 def naive(seconds: float, period: float) -> dict[str, float]:
@@ -64,8 +70,13 @@ def naive(seconds: float, period: float) -> dict[str, float]:
             held_until = pendulum.parse(item["expires_at"]).timestamp()
             time.sleep(period)
         calls = len(api.calls("ws/new"))
-        return {"calls": calls, "tokens": len(used), "calls_per_token": calls / len(used),
-                "seconds_without_valid_token": uncovered, "period": period}
+        return {
+            "calls": calls,
+            "tokens": len(used),
+            "calls_per_token": calls / len(used),
+            "seconds_without_valid_token": uncovered,
+            "period": period,
+        }
 
 
 if __name__ == "__main__":

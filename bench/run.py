@@ -19,7 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 def figure(script: str, *args: str) -> dict:
     env = {**os.environ, "AIRFLOW_HOME": tempfile.mkdtemp(prefix="sfi-bench-"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     out = subprocess.run(
-        [sys.executable, str(REPO / "bench" / script), *args], capture_output=True, text=True, check=True, cwd=REPO,
+        [sys.executable, str(REPO / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
         env=env,
     ).stdout
     return json.loads(out[out.index("{") :])
@@ -29,17 +33,31 @@ def suite() -> dict:
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=6"],
-        capture_output=True, text=True, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
     slowest = re.findall(r"^(\d+\.\d+)s (call|setup|teardown)\s+(\S+)", done.stdout, re.M)
-    return {"seconds": time.monotonic() - started, "summary": done.stdout.strip().splitlines()[-1],
-            "slowest": [(float(s), phase, test) for s, phase, test in slowest]}
+    return {
+        "seconds": time.monotonic() - started,
+        "summary": done.stdout.strip().splitlines()[-1],
+        "slowest": [(float(s), phase, test) for s, phase, test in slowest],
+    }
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
@@ -48,9 +66,16 @@ def main() -> None:
     per_token = figure("calls_per_token.py", "20")
     worker = figure("worker_time.py", "12")
     tests = suite()
-    versions = ", ".join(f"{p} {version(p)}" for p in
-                         ("apache-airflow", "apache-airflow-task-sdk", "apache-airflow-providers-http", "requests",
-                          "airflow-provider-sfi"))
+    versions = ", ".join(
+        f"{p} {version(p)}"
+        for p in (
+            "apache-airflow",
+            "apache-airflow-task-sdk",
+            "apache-airflow-providers-http",
+            "requests",
+            "airflow-provider-sfi",
+        )
+    )
     ours_ms, http_ms = imports["airflow_sfi"]["median_ms"], imports["providers-http"]["median_ms"]
     lines = [
         "# Benchmarks",
@@ -78,7 +103,10 @@ def main() -> None:
         "",
         "| | per call | ratio to bare requests |",
         "|---|---|---|",
-        *(f"| {name} | {v['median_us_per_call']:.0f} µs | {v['ratio_to_bare_requests']:.2f} |" for name, v in calls.items()),
+        *(
+            f"| {name} | {v['median_us_per_call']:.0f} µs | {v['ratio_to_bare_requests']:.2f} |"
+            for name, v in calls.items()
+        ),
         "",
         "Target: `SfiHook.get_ws_token` within 10% of bare `requests` (ratio ≤ 1.10).",
         "",
@@ -107,8 +135,11 @@ def main() -> None:
         "",
         "| mode | wait | worker slot held | share | state events |",
         "|---|---|---|---|---|",
-        *(f"| {mode} | {v['wait_seconds']:.1f} s | {v['worker_seconds']:.2f} s | {v['worker_share']:.1%} | "
-          f"{' → '.join(v['events'])} |" for mode, v in worker.items()),
+        *(
+            f"| {mode} | {v['wait_seconds']:.1f} s | {v['worker_seconds']:.2f} s | {v['worker_share']:.1%} | "
+            f"{' → '.join(v['events'])} |"
+            for mode, v in worker.items()
+        ),
         "",
         "## 5. Suite cost",
         "",
@@ -121,9 +152,13 @@ def main() -> None:
     (REPO / "docs").mkdir(exist_ok=True)
     (REPO / "docs" / "benchmarks.md").write_text("\n".join(lines))
     print("\n".join(lines))
-    (REPO / "docs" / "benchmarks.json").write_text(json.dumps(
-        {"imports": imports, "calls": calls, "calls_per_token": per_token, "worker": worker, "suite": tests},
-        indent=2, default=str))
+    (REPO / "docs" / "benchmarks.json").write_text(
+        json.dumps(
+            {"imports": imports, "calls": calls, "calls_per_token": per_token, "worker": worker, "suite": tests},
+            indent=2,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":
