@@ -55,4 +55,4 @@ def main(calls: int = 500, rounds: int = 10) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*(int(a) for a in sys.argv[1:])), indent=2))
+    print(json.dumps(main(*(int(a) for a in sys.argv[1:]))))

@@ -84,4 +84,4 @@ if __name__ == "__main__":
     result = {"ttl_seconds": TTL, "margin_seconds": MARGIN.total_seconds(), "ours": ours(lifetimes)}
     # A naive cron every TTL/5 (every 5 minutes for the real 25-minute tokens), over the same time.
     result["naive_every_ttl_over_5"] = naive(result["ours"]["seconds"], TTL / 5)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result))

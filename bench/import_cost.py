@@ -37,4 +37,4 @@ def measure(rounds: int) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 12), indent=2))
+    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 12)))

@@ -26,7 +26,7 @@ def figure(script: str, *args: str) -> dict:
         cwd=REPO,
         env=env,
     ).stdout
-    return json.loads(out[out.index("{") :])
+    return json.loads(out.strip().splitlines()[-1])  # the figure is the last line; Airflow may log before it
 
 
 def suite() -> dict:

@@ -54,4 +54,4 @@ def main(wait: float = 12.0) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*(float(a) for a in sys.argv[1:])), indent=2, default=str))
+    print(json.dumps(main(*(float(a) for a in sys.argv[1:])), default=str))
