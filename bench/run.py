@@ -83,7 +83,7 @@ def main() -> None:
         f"Machine: {machine()}; shared and noisy, so every figure is a median of interleaved runs and "
         "every comparison is a ratio measured in the same run.",
         f"Versions: {versions}.",
-        "Reproduce: `make bench` (writes this file; about five minutes).",
+        "Reproduce: `make bench` (writes this file; about ten minutes).",
         "",
         "## 1. Parse-time import cost",
         "",
