@@ -122,7 +122,8 @@ class RateLimit:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
-        headers = CaseInsensitiveDict(headers)
+        if not isinstance(headers, CaseInsensitiveDict):
+            headers = CaseInsensitiveDict(headers)
 
         def first_int(*names: str) -> int | None:
             for name in names:
@@ -166,6 +167,7 @@ class SfiHook(BaseHook):
         super().__init__()
         self.sfi_conn_id = sfi_conn_id
         self.last_rate_limit: RateLimit | None = None
+        self._masked_token: str | None = None
 
     def __repr__(self) -> str:
         return f"SfiHook(sfi_conn_id={self.sfi_conn_id!r})"
@@ -210,14 +212,18 @@ class SfiHook(BaseHook):
         config = self.config
         url = f"{config.base_url}{config.mode.path_prefix}/{endpoint}"
         params, headers = config.mode.credential(config)
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(config.max_attempts),
-            retry=tenacity.retry_if_exception(lambda exc: _retry_wait(exc, config.max_retry_wait) is not None),
+        return self._retrying(self._call_once, url, params, headers)
+
+    @functools.cached_property
+    def _retrying(self) -> tenacity.Retrying:
+        max_retry_wait = self.config.max_retry_wait
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.config.max_attempts),
+            retry=tenacity.retry_if_exception(lambda exc: _retry_wait(exc, max_retry_wait) is not None),
             wait=_wait,
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._call_once, url, params, headers)
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         self.log.warning(
@@ -244,8 +250,10 @@ class SfiHook(BaseHook):
         token = parse_ws_token_response(
             response.status_code, body, response.headers, scrub=lambda text: text.replace(config.secret, "***")
         )
-        mask_secret(token.token)
-        mask_secret(token.server)
+        if token.token != self._masked_token:  # the same active token comes back until it expires
+            mask_secret(token.token)
+            mask_secret(token.server)
+            self._masked_token = token.token
         return token
 
 
@@ -264,7 +272,7 @@ def parse_ws_token_response(
     :param headers: the response headers (for 429's ``Retry-After`` and rate-limit reset).
     :param scrub: applied to any text from the body before it goes into an error message.
     """
-    headers = CaseInsensitiveDict(headers or {})
+    headers = headers or {}
     try:
         payload: Any = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -344,6 +352,7 @@ def _status_error(
     if status in (401, 403):
         return SfiAuthError(f"{_ISSUED_BY} refused the credential ({detail})", **fields)
     if status == 429:
+        headers = CaseInsensitiveDict(headers)
         retry_after = _retry_after(headers)
         reset_at = RateLimit.from_headers(headers).reset_at
         if reset_at is None and retry_after is not None:
