@@ -25,14 +25,14 @@ def airflow_cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 def test_provider_info_is_found_through_the_entry_point() -> None:
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     manager = ProvidersManager()
     provider = manager.providers["airflow-provider-sfi"]
     assert provider.data["name"] == "Soccer Football Info"
-    assert "airflow_sfi.triggers.ws_token" in {
-        t.trigger_class_name for t in manager.trigger
-    }  # a module path, despite the name
-    hook = manager.hooks["sfi"]
+    # trigger_class_name holds a module path, despite its name
+    assert "airflow_sfi.triggers.ws_token" in {t.trigger_class_name for t in manager.trigger}
+    hook = ProvidersManagerTaskRuntime().hooks["sfi"]
     assert hook is not None and hook.hook_class_name == "airflow_sfi.hooks.sfi.SfiHook"
     assert hook.connection_id_attribute_name == "sfi_conn_id"
 
