@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import functools
+import http.client
 import json
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 import requests
 import tenacity
+import urllib3.exceptions
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 from requests.structures import CaseInsensitiveDict
@@ -276,10 +278,9 @@ def parse_ws_token_response(
     try:
         payload: Any = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        payload = None
         kind = _describe_body(body)
         if http_status >= 400:
-            raise _status_error(http_status, None, None, f"and {kind}", headers) from None
+            raise _status_error(http_status, headers, note=f"and {kind}") from None
         raise SfiResponseError(
             f"{_ISSUED_BY} answered HTTP {http_status} with {kind}", http_status=http_status
         ) from None
@@ -288,7 +289,7 @@ def parse_ws_token_response(
         # RapidAPI's own proxy answers {"message": ...} instead of the envelope.
         message = scrub(str(payload["message"]))[:200]
         if http_status >= 400:
-            raise _status_error(http_status, None, None, message, headers, vendor_message=message)
+            raise _status_error(http_status, headers, vendor_message=message)
         raise SfiResponseError(f"{_ISSUED_BY} answered HTTP {http_status} with a message and no data: {message}")
 
     if not isinstance(payload, dict):
@@ -301,16 +302,20 @@ def parse_ws_token_response(
     errors = payload.get("errors", [])
     if not isinstance(api_status, int) or isinstance(api_status, bool):
         if http_status >= 400:
-            raise _status_error(http_status, None, None, "and no envelope status", headers)
+            raise _status_error(http_status, headers, note="and no envelope status")
         raise SfiResponseError(f"{_ISSUED_BY} envelope has no integer 'status'", http_status=http_status)
     if not isinstance(errors, list):
         raise SfiResponseError(f"{_ISSUED_BY} envelope 'errors' must be a list", http_status=http_status)
 
     if http_status >= 400 or api_status != 200 or errors:
         code, vendor_message = _first_error(errors, scrub)
-        status = http_status if http_status >= 400 else api_status
         raise _status_error(
-            status, api_status, code, vendor_message, headers, http_status=http_status, vendor_message=vendor_message
+            http_status if http_status >= 400 else api_status,
+            headers,
+            http_status=http_status,
+            api_status=api_status,
+            code=code,
+            vendor_message=vendor_message,
         )
 
     result = payload.get("result")
@@ -332,17 +337,19 @@ def parse_ws_token_response(
 
 def _status_error(
     status: int,
-    api_status: int | None,
-    code: int | None,
-    message: str | None,
     headers: Mapping[str, str],
     *,
     http_status: int | None = None,
+    api_status: int | None = None,
+    code: int | None = None,
     vendor_message: str | None = None,
+    note: str | None = None,
 ) -> SfiError:
+    """The typed error for ``status`` (HTTP, or the envelope's under HTTP 200); ``note`` says what the body was."""
     http_status = status if http_status is None else http_status
+    text = vendor_message or note
     detail = f"HTTP {http_status}" + (f", status {api_status}" if api_status not in (None, http_status) else "")
-    detail += (f", code {code}" if code is not None else "") + (f": {message}" if message else "")
+    detail += (f", code {code}" if code is not None else "") + (f": {text}" if text else "")
     fields: dict[str, Any] = {
         "http_status": http_status,
         "api_status": api_status,
@@ -463,9 +470,9 @@ def _describe(exc: requests.RequestException, timeout: float) -> str:
             return "connection reset by peer"
         if isinstance(error, TimeoutError):
             return f"timed out after {timeout:g} s"
-        if type(error).__name__ == "NameResolutionError":
+        if isinstance(error, urllib3.exceptions.NameResolutionError):
             return "host name could not be resolved"
-        if type(error).__name__ in ("RemoteDisconnected", "ProtocolError", "IncompleteRead"):
+        if isinstance(error, (urllib3.exceptions.ProtocolError, http.client.HTTPException)):
             return "connection closed without a complete response"
     return f"request failed ({type(seen[-1]).__name__})"
 

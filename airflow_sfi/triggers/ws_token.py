@@ -29,9 +29,12 @@ class SfiRefreshTrigger(DateTimeTrigger):
 
     @property
     def moment(self) -> pendulum.DateTime:
-        from airflow_sfi.sensors.ws_token import expiry_of
+        # Computed on first use, once the triggerer has rendered expires_at; cached like the parent's.
+        if self._moment is None:
+            from airflow_sfi.sensors.ws_token import expiry_of
 
-        return expiry_of(self.expires_at) - datetime.timedelta(seconds=self.refresh_margin_seconds)
+            self._moment = expiry_of(self.expires_at) - datetime.timedelta(seconds=self.refresh_margin_seconds)
+        return self._moment
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
