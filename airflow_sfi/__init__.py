@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 # Public names load on first use, so `import airflow_sfi` stays cheap at DAG-parse time.
 _LAZY = {
-    "SfiHook": "airflow_sfi.hooks.sfi",
+    "SfiHook": "airflow_sfi.hooks.api",
     "SfiWsTokenOperator": "airflow_sfi.operators.ws_token",
     "SfiWsTokenExpirySensor": "airflow_sfi.sensors.ws_token",
     "WsToken": "airflow_sfi.token",
@@ -18,7 +18,7 @@ _LAZY = {
 __all__ = ["SfiHook", "SfiWsTokenExpirySensor", "SfiWsTokenOperator", "WsToken", "__version__"]
 
 if TYPE_CHECKING:
-    from airflow_sfi.hooks.sfi import SfiHook
+    from airflow_sfi.hooks.api import SfiHook
     from airflow_sfi.operators.ws_token import SfiWsTokenOperator
     from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor
     from airflow_sfi.token import WsToken

@@ -35,7 +35,15 @@ class SfiError(AirflowException):
 
 
 class SfiConfigError(SfiError):
-    """The connection or an operator argument is invalid; fix the configuration."""
+    """
+    The connection or an operator argument is invalid; fix the configuration.
+
+    :param problem: what is wrong, without the connection id (e.g. for a form that shows its own).
+    """
+
+    def __init__(self, message: str, *, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
 
 
 class SfiAuthError(SfiError):

@@ -25,13 +25,13 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": modules("airflow_sfi.hooks.sfi"),
+        "hooks": modules("airflow_sfi.hooks.api"),
         "operators": modules("airflow_sfi.operators.ws_token"),
         "sensors": modules("airflow_sfi.sensors.ws_token"),
         "triggers": modules("airflow_sfi.triggers.ws_token"),
         "connection-types": [
             {
-                "hook-class-name": "airflow_sfi.hooks.sfi.SfiHook",
+                "hook-class-name": "airflow_sfi.hooks.api.SfiHook",
                 "hook-name": INTEGRATION,
                 "connection-type": "sfi",
                 "ui-field-behaviour": {

@@ -4,49 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pendulum
 
-from airflow_sfi.exceptions import SfiResponseError
-
-# A date and a time must both be there: pendulum alone would read "14:30" as today.
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+from airflow_sfi.exceptions import SfiConfigError, SfiResponseError
+from airflow_sfi.timing import parse_utc
 
 CHANNELS = frozenset({"MAIN", "MAIN_REALTIME", "STATS", "ODDS", "STATS_REALTIME", "ODDS_REALTIME"})
 
 
-def is_template(value: object) -> bool:
-    """Whether ``value`` is a Jinja template string, to be checked only once rendered."""
-    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))
-
-
-def parse_utc(value: object, *, what: str = "expires_at") -> pendulum.DateTime:
+def channel_list(channels: Sequence[str] | str, owner: str) -> list[str]:
     """
-    Parse a moment given as an aware or naive datetime or a string, into an aware UTC datetime.
+    Normalise channel names (a list or a comma-separated string) and reject unknown ones.
 
-    Accepts the vendor's ``YYYY-MM-DD HH:MM:SS`` (UTC) and ISO 8601 with or without offset; a naive
-    value is UTC. Raises :class:`ValueError` naming ``what`` otherwise.
+    :param channels: the names, e.g. ``["MAIN", "STATS"]`` or ``"MAIN,STATS"``.
+    :param owner: who gave them (a task id), for the error message.
     """
-    if isinstance(value, datetime.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-        return pendulum.instance(moment).in_timezone("UTC")
-    if isinstance(value, str) and _DATE_TIME.match(value.strip()):
-        try:
-            parsed = pendulum.parse(value.strip(), tz="UTC")
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ValueError(f"{what} {value[:40]!r} is not a date and time: {exc}") from None
-        if isinstance(parsed, pendulum.DateTime):
-            return parsed.in_timezone("UTC")
-        raise ValueError(f"{what} {value[:40]!r} is not a date and time (it parses as a {type(parsed).__name__})")
-    if isinstance(value, str):
-        raise ValueError(f"{what} {value[:40]!r} is not a 'YYYY-MM-DD HH:MM:SS' or ISO 8601 date and time")
-    raise ValueError(f"{what} must be a datetime or a date-time string, got {type(value).__name__}")
+    names = channels.split(",") if isinstance(channels, str) else list(channels)
+    if not all(isinstance(name, str) for name in names):
+        raise SfiConfigError(f"{owner}: required_channels must be channel names, got {channels!r}")
+    names = [name.strip().upper() for name in names if name.strip()]
+    unknown = sorted(set(names) - CHANNELS)
+    if unknown:
+        raise SfiConfigError(
+            f"{owner}: unknown channel(s) {', '.join(unknown)} in required_channels; "
+            f"valid: {', '.join(sorted(CHANNELS))}"
+        )
+    return names
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(frozen=True)
 class WsToken:
     """
     A WebSocket token as ``ws/new`` returns it.
@@ -62,23 +51,13 @@ class WsToken:
     :param expires_at: expiry, an aware UTC datetime.
     """
 
-    token: str
-    server: str
+    token: str = dataclasses.field(repr=False)
+    server: str = dataclasses.field(repr=False)
     is_new: bool
     max_connections: int
     max_subscribe_per_connection: int
     allowed_channels: tuple[str, ...]
     expires_at: pendulum.DateTime
-
-    def __repr__(self) -> str:
-        return (
-            f"WsToken(is_new={self.is_new}, allowed_channels={list(self.allowed_channels)}, "
-            f"max_connections={self.max_connections}, "
-            f"max_subscribe_per_connection={self.max_subscribe_per_connection}, "
-            f"expires_at={self.expires_at.isoformat()}, token='***', server='***')"
-        )
-
-    __str__ = __repr__
 
     def seconds_left(self, now: datetime.datetime | None = None) -> float:
         """Seconds until ``expires_at`` (negative once expired); ``now`` defaults to the current time."""
@@ -104,7 +83,7 @@ class WsToken:
         Raises :class:`SfiResponseError` naming the first missing or wrongly typed field.
         """
         if not isinstance(data, Mapping):
-            raise SfiResponseError(f"token data must be a JSON object, got {_json_type(data)}")
+            raise SfiResponseError(f"token data must be a JSON object, got {json_type(data)}")
 
         def field(name: str, kind: type) -> Any:
             if name not in data:
@@ -112,7 +91,7 @@ class WsToken:
             value = data[name]
             # bool is an int subclass: an int field must not accept true/false
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise SfiResponseError(f"token field {name!r} must be {_kind_name(kind)}, got {_json_type(value)}")
+                raise SfiResponseError(f"token field {name!r} must be {_kind_name(kind)}, got {json_type(value)}")
             return value
 
         token = field("token", str)
@@ -157,5 +136,6 @@ def _kind_name(kind: type) -> str:
     return _JSON_NAMES.get(kind, kind.__name__)
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """How a JSON reader names the type of ``value``: a ``dict`` is "an object"."""
     return _kind_name(type(value))

@@ -34,7 +34,7 @@ with DAG(
     get_token = SfiWsTokenOperator(task_id="get_token", required_channels=["MAIN"])
     wait_until_near_expiry = SfiWsTokenExpirySensor(
         task_id="wait_until_near_expiry",
-        expires_at=get_token.output,
+        expires_at=get_token.output["expires_at"],
         refresh_margin=REFRESH_MARGIN,
         deferrable=True,
     )

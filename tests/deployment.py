@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 T = TypeVar("T")

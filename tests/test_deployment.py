@@ -111,16 +111,23 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
         got = xcom(airflow, run_id, "get_token")
         assert (got["token"], got["is_new"]) == (previous["token"], False)
 
-    # The waits were spent deferred, with DateTimeTrigger running in the triggerer process. (refresh_token
+    # The waits were spent deferred, with the triggers running in the triggerer process. (refresh_token
     # defers too when it starts before the old token expires; on a loaded machine it may start after.)
     for run_id in runs[:ROTATIONS]:
         assert "deferred" in events(airflow, run_id, "wait_until_near_expiry")
     triggerer_jobs = {job_id for (job_id,) in airflow.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")}
     assert triggers_seen, "no trigger was seen running"
+    expected_kwargs = {
+        "airflow.providers.standard.triggers.temporal.DateTimeTrigger": {"moment", "end_from_trigger"},
+        "airflow_sfi.triggers.ws_token.SfiWsTokenExpiryTrigger": {
+            "expires_at",
+            "refresh_margin_seconds",
+            "end_from_trigger",
+        },
+    }
     for classpath, kwargs, triggerer_id in triggers_seen.values():
-        assert classpath == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
+        assert set(kwargs) == expected_kwargs[classpath]
         assert triggerer_id in triggerer_jobs
-        assert set(kwargs) == {"moment", "end_from_trigger"}
     # Per rotation: get_token, the refresh's first answer (the old token, if still active), the new
     # token; at most one more rotation was in flight.
     assert ROTATIONS * 2 <= calls_after_rotations <= (ROTATIONS + 1) * 3
@@ -160,10 +167,10 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     assert task_states(airflow, "sfi_token_wait_in_triggerer", "in_triggerer") == dict.fromkeys(
         ("get_token", "wait_until_near_expiry"), "success"
     )
-    started_in_triggerer = [t for t in triggers_seen.values() if t[0].startswith("airflow_sfi.")]
+    started_in_triggerer = [t for t in triggers_seen.values() if t[1].get("end_from_trigger") is True]
     assert [(c, set(k)) for c, k, _ in started_in_triggerer] == [
         (
-            "airflow_sfi.triggers.ws_token.SfiRefreshTrigger",
+            "airflow_sfi.triggers.ws_token.SfiWsTokenExpiryTrigger",
             {"expires_at", "refresh_margin_seconds", "end_from_trigger"},
         )
     ]

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.token import WsToken
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
 DAGS = REPO / "example_dags"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.packaging
 UV = str(Path(sys.executable).parent / "uv")
@@ -28,7 +28,7 @@ def test_wheel_holds_the_package_data_and_entry_points() -> None:
         names = set(wheel.namelist())
         entry_points = next(wheel.read(n).decode() for n in names if n.endswith("entry_points.txt"))
     for module in (
-        "hooks/sfi.py",
+        "hooks/api.py",
         "operators/ws_token.py",
         "sensors/ws_token.py",
         "sandbox/server.py",
@@ -68,7 +68,7 @@ def test_wheel_installs_and_registers_in_a_clean_environment(tmp_path: Path) -> 
     }
     run = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "check": True}
     code = (
-        "import airflow_sfi, airflow_sfi.sandbox, airflow_sfi.hooks.sfi as h; "
+        "import airflow_sfi, airflow_sfi.sandbox, airflow_sfi.hooks.api as h; "
         "print(airflow_sfi.__file__, h.SfiHook.conn_type)"
     )
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], **run).stdout

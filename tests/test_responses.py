@@ -17,9 +17,9 @@ from airflow_sfi.exceptions import (
     SfiRateLimitError,
     SfiResponseError,
 )
-from airflow_sfi.hooks.sfi import parse_ws_token_response
+from airflow_sfi.responses import parse_ws_token_response
 from airflow_sfi.sandbox import SandboxServer
-from tests.conftest import token_item
+from tests.helpers import token_item
 
 API_KEY = "hostile-api-key-31337"
 WS_TOKEN = "ws-token-abcdef-123456"
@@ -52,17 +52,24 @@ CASES = [
     ("html page", 200, b"<!DOCTYPE html><html><body>Oops</body></html>", {}, SfiResponseError, "an HTML page"),
     ("html 502", 502, b"<html><body>Bad Gateway</body></html>", {}, SfiApiError, "HTTP 502: and an HTML page"),
     ("non-utf8", 200, b"\xff\xfe{\x00", {}, SfiResponseError, "not UTF-8"),
-    ("json array", 200, b"[]", {}, SfiResponseError, "not an envelope object (got list)"),
-    ("json string", 200, b'"ok"', {}, SfiResponseError, "not an envelope object (got str)"),
-    ("json null", 200, b"null", {}, SfiResponseError, "not an envelope object (got NoneType)"),
+    ("json array", 200, b"[]", {}, SfiResponseError, "not an envelope object (got a list)"),
+    ("json string", 200, b'"ok"', {}, SfiResponseError, "not an envelope object (got a string)"),
+    ("json null", 200, b"null", {}, SfiResponseError, "not an envelope object (got null)"),
     ("no status", 200, envelope(status=...), {}, SfiResponseError, "no integer 'status'"),
     ("status string", 200, envelope(status="200"), {}, SfiResponseError, "no integer 'status'"),
     ("status bool", 200, envelope(status=True), {}, SfiResponseError, "no integer 'status'"),
-    ("errors object", 200, envelope(errors={"code": 1}), {}, SfiResponseError, "'errors' must be a list"),
-    ("no result", 200, envelope(result=...), {}, SfiResponseError, "'result' must be a list"),
-    ("result object", 200, envelope(result={"token": "x"}), {}, SfiResponseError, "'result' must be a list"),
-    ("result empty", 200, envelope(result=[]), {}, SfiResponseError, "exactly one token, got 0"),
-    ("result two", 200, envelope(result=[item(), item()]), {}, SfiResponseError, "exactly one token, got 2"),
+    ("errors object", 200, envelope(errors={"code": 1}), {}, SfiResponseError, "'errors' is not a list"),
+    ("no result", 200, envelope(result=...), {}, SfiResponseError, "'result' is not a list"),
+    ("result object", 200, envelope(result={"token": "x"}), {}, SfiResponseError, "'result' is not a list"),
+    ("result empty", 200, envelope(result=[]), {}, SfiResponseError, "0 results instead of exactly one token"),
+    (
+        "result two",
+        200,
+        envelope(result=[item(), item()]),
+        {},
+        SfiResponseError,
+        "2 results instead of exactly one token",
+    ),
     ("item not object", 200, envelope(result=["x"]), {}, SfiResponseError, "must be a JSON object, got a string"),
     ("token missing", 200, envelope(result=[item(token=...)]), {}, SfiResponseError, "'token' is missing"),
     (
@@ -182,20 +189,73 @@ CASES = [
     ("rapidapi message 200", 200, b'{"message":"maintenance"}', {}, SfiResponseError, "a message and no data"),
     ("rapidapi echoing the key", 401, json.dumps({"message": API_KEY}).encode(), {}, SfiAuthError, "HTTP 401: ***"),
     ("503 no envelope", 503, b'{"error": "down"}', {}, SfiApiError, "HTTP 503: and no envelope status"),
+    # Parser-level failures: the decoder itself gives up, or the JSON is valid but extreme.
+    ("deep array", 200, b"[" * 100_000 + b"]" * 100_000, {}, SfiResponseError, "not JSON (or nested too deeply)"),
+    ("deep object", 200, b'{"a":' * 50_000 + b"1" + b"}" * 50_000, {}, SfiResponseError, "nested too deeply"),
+    ("deep under 502", 502, b"[" * 100_000, {}, SfiApiError, "HTTP 502: and a body that is not JSON"),
+    (
+        "deep error message",
+        401,
+        envelope(status=401, errors=[{"code": 2, "message": []}], result=[]).replace(
+            b"[]}]", b"[" * 500 + b"]" * 500 + b"}]"
+        ),
+        {},
+        SfiAuthError,
+        "code 2: (a list)",
+    ),
+    (
+        "deep rapidapi message",
+        500,
+        b'{"message":' + b"[" * 500 + b"]" * 500 + b"}",
+        {},
+        SfiApiError,
+        "HTTP 500: (a list)",
+    ),
+    ("huge integer", 200, b'{"status": ' + b"9" * 5000 + b"}", {}, SfiResponseError, "a body that is not JSON"),
+    ("huge float status", 200, envelope(status=1e308 * 10), {}, SfiResponseError, "no integer 'status'"),
+    ("NaN status", 200, b'{"status": NaN, "errors": [], "result": []}', {}, SfiResponseError, "no integer 'status'"),
+    (
+        "huge max_connections",
+        200,
+        envelope(result=[item(max_connections=10**300)]),
+        {},
+        None,
+        "",
+    ),
+    ("far-future expiry", 200, envelope(result=[item(expires_at="9999-12-31 23:59:59")]), {}, None, ""),
+    (
+        "year zero expiry",
+        200,
+        envelope(result=[item(expires_at="0000-01-01 00:00:00")]),
+        {},
+        SfiResponseError,
+        "'expires_at' is not a",
+    ),
+    ("utf-16 body", 200, envelope().decode().encode("utf-16"), {}, SfiResponseError, "not UTF-8"),
+    ("utf-8 bom", 200, b"\xef\xbb\xbf" + envelope(), {}, None, ""),
+    ("lone surrogate escape", 200, envelope(result=[item(token="\ud800")]), {}, None, ""),
+    (
+        "long vendor message",
+        400,
+        envelope(status=400, errors=["x" * 10_000], result=[]),
+        {},
+        SfiApiError,
+        "x" * 199 + "…",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "status", "body", "headers", "error", "fragment"), CASES, ids=[c[0] for c in CASES])
 def test_each_bad_answer_is_named(name, status, body, headers, error, fragment) -> None:
+    """Each answer is either a token (``error`` None: extreme but valid) or one typed, secret-free error."""
+    if error is None:
+        assert parse_ws_token_response(status, body, headers, scrub=scrub).seconds_left() > 0
+        return
     with pytest.raises(SfiError) as caught:
         parse_ws_token_response(status, body, headers, scrub=scrub)
     assert type(caught.value) is error
     assert fragment in str(caught.value)
     assert API_KEY not in str(caught.value) and WS_TOKEN not in str(caught.value)
-
-
-def test_the_table_is_wide_enough() -> None:
-    assert len(CASES) >= 25
 
 
 def test_offset_expiry_is_accepted_as_utc() -> None:
@@ -216,12 +276,16 @@ def test_rate_limit_headers_are_carried() -> None:
 
 
 def test_huge_body_is_refused_by_the_hook(sfi_sandbox: SandboxServer) -> None:
-    from airflow_sfi.hooks.sfi import SfiHook
+    from airflow_sfi.hooks.api import SfiHook
 
     sfi_sandbox.inject("huge")
     with pytest.raises(SfiResponseError, match="a body over 1048576 bytes"):
         SfiHook().get_ws_token()
     assert len(sfi_sandbox.calls()) == 1
+
+
+def nested(depth: int, leaf: bytes = b"1") -> bytes:
+    return b"[" * depth + leaf + b"]" * depth
 
 
 JSON = st.recursive(
@@ -255,3 +319,30 @@ def test_arbitrary_json_only_raises_sfi_errors_without_the_secret(status: int, b
 def test_arbitrary_bytes_only_raise_sfi_errors(status: int, body: bytes) -> None:
     with contextlib.suppress(SfiError):
         parse_ws_token_response(status, body, {"Retry-After": "x"}, scrub=scrub)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    status=st.sampled_from([200, 401, 429, 502]),
+    depth=st.integers(1, 200_000),
+    where=st.sampled_from(["body", "result", "errors", "message", "token"]),
+)
+def test_nested_bodies_of_any_depth_only_raise_sfi_errors(status: int, depth: int, where: str) -> None:
+    deep = nested(depth)
+    body = {
+        "body": deep,
+        "result": envelope(result=[]).replace(b'"result":[]', b'"result":' + deep),
+        "errors": envelope(result=[]).replace(b'"errors":[]', b'"errors":[' + deep + b"]"),
+        "message": b'{"message":' + deep + b"}",
+        "token": envelope().replace(b'"token":"' + WS_TOKEN.encode() + b'"', b'"token":' + deep),
+    }[where]
+    with contextlib.suppress(SfiError):
+        parse_ws_token_response(status, body, {}, scrub=scrub)
+
+
+@settings(max_examples=30, deadline=None)
+@given(size=st.integers(0, 1 << 20), filler=st.sampled_from([b" ", b"0", b"\\u0000", b"9"]))
+def test_oversized_bodies_only_raise_sfi_errors(size: int, filler: bytes) -> None:
+    body = b'{"status":200,"errors":[],"result":[' + filler * (size // len(filler)) + b"]}"
+    with contextlib.suppress(SfiError):
+        parse_ws_token_response(200, body, {}, scrub=scrub)

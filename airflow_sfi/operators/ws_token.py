@@ -1,4 +1,4 @@
-"""SfiWsTokenOperator: get a WebSocket token and hand it on through XCom."""
+"""SfiWsTokenOperator: get a WebSocket token and hand it on through XCom (and optionally a Variable)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,22 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowRescheduleException
 
 from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError, SfiRateLimitError
-from airflow_sfi.token import CHANNELS, is_template
+from airflow_sfi.templating import is_template
+from airflow_sfi.token import channel_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_sfi.hooks.sfi import SfiHook
+    from airflow_sfi.hooks.api import SfiHook
     from airflow_sfi.token import WsToken
 
-# After one wait for the old token to expire, the next answer must be a fresh token.
-_MAX_WAITS = 1
 # Ask again this long after expires_at, so the old token is surely gone on the API's side.
-_EXPIRY_GRACE = datetime.timedelta(seconds=1)
+EXPIRY_GRACE = datetime.timedelta(seconds=1)
 
 
 class SfiWsTokenOperator(BaseOperator):
     """
-    Get a WebSocket token through :class:`~airflow_sfi.hooks.sfi.SfiHook` and return ``WsToken.to_dict()``.
+    Get a WebSocket token through :class:`~airflow_sfi.hooks.api.SfiHook` and return ``WsToken.to_dict()``.
 
     The return value goes to XCom, and each of its fields under its own key too
     (``multiple_outputs``, on by default), so ``op.output["server"]`` and
@@ -92,52 +91,85 @@ class SfiWsTokenOperator(BaseOperator):
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self._obtain(waits=0)
+        return self._obtain(waited_for_expiry=False)
 
     def execute_complete(
-        self, context: Context, event: Any = None, waits: int = 1, after_rate_limit: bool = False
+        self,
+        context: Context,
+        event: Any = None,
+        waited_for_expiry: bool = True,
+        waited_for_rate_limit: bool = False,
     ) -> dict[str, Any]:
         """Resume after a wait: for the old token to expire, or for the rate-limit window to reset."""
-        return self._obtain(waits=waits, after_rate_limit=after_rate_limit)
+        return self._obtain(waited_for_expiry=waited_for_expiry, waited_for_rate_limit=waited_for_rate_limit)
 
-    def _obtain(self, waits: int, after_rate_limit: bool = False) -> dict[str, Any]:
-        from airflow_sfi.hooks.sfi import SfiHook
+    def _obtain(self, *, waited_for_expiry: bool, waited_for_rate_limit: bool = False) -> dict[str, Any]:
+        token = self._fetch(waited_for_expiry=waited_for_expiry, waited_for_rate_limit=waited_for_rate_limit)
+        if self._too_short(token) and not waited_for_expiry:
+            self._wait_for_expiry(token)  # defers, or sleeps in the worker
+            token = self._fetch(waited_for_expiry=True)
+        if self._too_short(token):
+            raise SfiError(
+                f"after waiting for the previous token to expire, the API returned a token with "
+                f"{token.seconds_left():.0f} s left, less than min_validity ({self.min_validity})"
+            )
+        return self._publish(token)
+
+    def _fetch(self, *, waited_for_expiry: bool, waited_for_rate_limit: bool = False) -> WsToken:
+        """One API call; a long 429 becomes a wait without a worker (once)."""
+        from airflow_sfi.hooks.api import SfiHook
 
         hook = SfiHook(self.sfi_conn_id)
+        rate_limited = None
         try:
             token = hook.renew_ws_token() if self.action == "renew" else hook.get_ws_token()
         except SfiRateLimitError as exc:
-            if exc.reset_at is None or after_rate_limit:
+            if exc.reset_at is None or waited_for_rate_limit:
                 raise
-            # The vendor's 429 means "wait for the next hour": wait without holding a worker.
-            self.log.warning("%s: waiting until the rate limit resets at %s", exc, exc.reset_at.isoformat())
-            if self.deferrable:
-                self._defer_until(exc.reset_at, waits=waits, after_rate_limit=True)
-            raise AirflowRescheduleException(exc.reset_at) from None  # type: ignore[no-untyped-call]
+            rate_limited = exc
+        if rate_limited is not None:
+            self._wait_for_rate_limit(rate_limited, waited_for_expiry=waited_for_expiry)
         self._log_token(token, hook)
+        self._check_channels(token)
+        return token
+
+    def _check_channels(self, token: WsToken) -> None:
         missing = [c for c in channel_list(self.required_channels, self.task_id) if c not in token.allowed_channels]
         if missing:
             raise SfiChannelError(
                 f"the token does not grant {', '.join(missing)}; the plan allows "
                 f"{', '.join(token.allowed_channels) or 'no channel'}"
             )
-        if self.min_validity is not None and token.seconds_left() < self.min_validity.total_seconds():
-            if waits >= _MAX_WAITS:
-                raise SfiError(
-                    f"after waiting for the previous token to expire, the API returned a token with "
-                    f"{token.seconds_left():.0f} s left, less than min_validity ({self.min_validity})"
-                )
-            self.log.info(
-                "Token has %.0f s left, less than min_validity (%s): waiting until it expires at %s, then asking again",
-                token.seconds_left(),
-                self.min_validity,
-                token.expires_at.isoformat(),
-            )
-            if self.deferrable:
-                self._defer_until(token.expires_at + _EXPIRY_GRACE, waits=waits + 1)
-            # At most min_validity: a single sleep, bounded by the waits counter.
-            time.sleep(max(0.0, token.seconds_left() + _EXPIRY_GRACE.total_seconds()))
-            return self._obtain(waits=waits + 1)
+
+    def _too_short(self, token: WsToken) -> bool:
+        return self.min_validity is not None and token.seconds_left() < self.min_validity.total_seconds()
+
+    def _wait_for_expiry(self, token: WsToken) -> None:
+        """Wait until ``token`` has expired: deferred, or one sleep (at most ``min_validity``) in the worker."""
+        self.log.info(
+            "Token has %.0f s left, less than min_validity (%s): waiting until it expires at %s, then asking again",
+            token.seconds_left(),
+            self.min_validity,
+            token.expires_at.isoformat(),
+        )
+        if self.deferrable:
+            self._defer_until(token.expires_at + EXPIRY_GRACE, waited_for_expiry=True)
+        time.sleep(max(0.0, token.seconds_left() + EXPIRY_GRACE.total_seconds()))
+
+    def _wait_for_rate_limit(self, exc: SfiRateLimitError, *, waited_for_expiry: bool) -> NoReturn:
+        """The vendor's 429 means "wait for the next hour": wait without holding a worker."""
+        assert exc.reset_at is not None
+        self.log.warning("%s: waiting until the rate limit resets at %s", exc, exc.reset_at.isoformat())
+        if self.deferrable:
+            self._defer_until(exc.reset_at, waited_for_expiry=waited_for_expiry, waited_for_rate_limit=True)
+        raise AirflowRescheduleException(exc.reset_at)  # type: ignore[no-untyped-call]
+
+    def _defer_until(self, moment: datetime.datetime, **kwargs: Any) -> NoReturn:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete", kwargs=kwargs)
+
+    def _publish(self, token: WsToken) -> dict[str, Any]:
         result = token.to_dict()
         if self.variable_key:
             from airflow.sdk import Variable
@@ -145,11 +177,6 @@ class SfiWsTokenOperator(BaseOperator):
             Variable.set(self.variable_key, result, serialize_json=True)
             self.log.info("Stored the token in Variable %r", self.variable_key)
         return result
-
-    def _defer_until(self, moment: datetime.datetime, **kwargs: Any) -> NoReturn:
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete", kwargs=kwargs)
 
     def _log_token(self, token: WsToken, hook: SfiHook) -> None:
         rate = hook.last_rate_limit
@@ -163,18 +190,3 @@ class SfiWsTokenOperator(BaseOperator):
             if rate and rate.remaining is not None
             else "",
         )
-
-
-def channel_list(channels: Sequence[str] | str, task_id: str) -> list[str]:
-    """Normalise ``required_channels`` (a list or a comma-separated string) and reject unknown names."""
-    names = channels.split(",") if isinstance(channels, str) else list(channels)
-    if not all(isinstance(name, str) for name in names):
-        raise SfiConfigError(f"{task_id}: required_channels must be channel names, got {channels!r}")
-    names = [name.strip().upper() for name in names if name.strip()]
-    unknown = sorted(set(names) - CHANNELS)
-    if unknown:
-        raise SfiConfigError(
-            f"{task_id}: unknown channel(s) {', '.join(unknown)} in required_channels; "
-            f"valid: {', '.join(sorted(CHANNELS))}"
-        )
-    return names

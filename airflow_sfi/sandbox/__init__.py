@@ -6,16 +6,29 @@ with SandboxServer(ttl=5) as api:
     os.environ["AIRFLOW_CONN_SFI_DEFAULT"] = api.connection("sandbox-key-mega")
     ...
     assert len(api.calls("ws/new")) == 1
+
+:mod:`~airflow_sfi.sandbox.api` holds the behaviour (:class:`Sandbox`), :mod:`~airflow_sfi.sandbox.server`
+the HTTP transport (:class:`SandboxServer`).
 """
 
-from airflow_sfi.sandbox.server import (
+from airflow_sfi.sandbox.api import (
     DEFAULT_KEYS,
     FAULTS,
     PLANS,
     RequestRecord,
     Sandbox,
     SandboxKey,
-    SandboxServer,
+    TokenRecord,
 )
+from airflow_sfi.sandbox.server import SandboxServer
 
-__all__ = ["DEFAULT_KEYS", "FAULTS", "PLANS", "RequestRecord", "Sandbox", "SandboxKey", "SandboxServer"]
+__all__ = [
+    "DEFAULT_KEYS",
+    "FAULTS",
+    "PLANS",
+    "RequestRecord",
+    "Sandbox",
+    "SandboxKey",
+    "SandboxServer",
+    "TokenRecord",
+]

@@ -8,55 +8,37 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowRescheduleException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_sfi.exceptions import SfiConfigError
-from airflow_sfi.token import WsToken, is_template, parse_utc
+from airflow_sfi.templating import is_template
+from airflow_sfi.timing import expiry_of, refresh_due, seconds_until
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
-def refresh_due(refresh_at: datetime.datetime, now: datetime.datetime | None = None) -> bool:
-    """The one decision of every mode: has ``refresh_at`` come? (The trigger fires on the same test.)"""
-    return (now or pendulum.now("UTC")) >= refresh_at
-
-
-def expiry_of(expires_at: object) -> pendulum.DateTime:
-    """
-    ``expires_at`` from an aware or naive (UTC) datetime, an ISO or ``YYYY-MM-DD HH:MM:SS`` string,
-    a :class:`WsToken`, or the operator's XCom dict; :class:`SfiConfigError` otherwise.
-    """
-    if isinstance(expires_at, WsToken):
-        return expires_at.expires_at
-    if isinstance(expires_at, Mapping):
-        if "expires_at" not in expires_at:
-            raise SfiConfigError("expires_at was given a dict without an 'expires_at' key")
-        expires_at = expires_at["expires_at"]
-    try:
-        return parse_utc(expires_at)
-    except ValueError as exc:
-        raise SfiConfigError(str(exc)) from None
+_TRIGGER = "airflow_sfi.triggers.ws_token.SfiWsTokenExpiryTrigger"
 
 
 class SfiWsTokenExpirySensor(BaseSensorOperator):
     """
     Wait until ``expires_at - refresh_margin``, so that a refresh downstream runs in time.
 
-    In ``poke`` mode it checks every ``poke_interval``; in ``reschedule`` mode it frees the worker
-    and comes back exactly at the refresh time; when ``deferrable`` it waits in the triggerer
-    (standard ``DateTimeTrigger``), holding no worker slot. A refresh time already past succeeds at once.
+    In ``poke`` mode it checks every ``poke_interval`` and never sleeps past the refresh time; in
+    ``reschedule`` mode it frees the worker and comes back exactly at the refresh time; when
+    ``deferrable`` it waits in the triggerer, holding no worker slot. A refresh time already past
+    succeeds at once. ``timeout``, ``soft_fail``, ``never_fail`` and ``silent_fail`` work as on any sensor.
 
-    :param expires_at: the token's expiry: an aware datetime (naive is UTC), an ISO 8601 or
-        ``YYYY-MM-DD HH:MM:SS`` string, or the operator's XCom dict, e.g. ``get_token.output`` (templated).
+    :param expires_at: the token's expiry (templated): ``get_token.output["expires_at"]``, an aware
+        datetime (naive is UTC), an ISO 8601 or ``YYYY-MM-DD HH:MM:SS`` string, or the operator's whole
+        XCom dict (only its expiry is kept once rendered).
     :param refresh_margin: how long before expiry to finish; the vendor advises 5 minutes.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param start_from_trigger: start in the triggerer and finish there, never taking a worker slot.
         Needs ``expires_at`` as a template string, which the triggerer renders, e.g.
         ``"{{ ti.xcom_pull(task_ids='get_token', map_indexes=-1)['expires_at'] }}"`` (the triggerer
         serves single XComs only, hence ``map_indexes=-1``); an XComArg such as ``get_token.output``
-        is resolved only in a worker.
-        ``dag.test()`` runs the task in-process instead, as a deferrable sensor.
+        is resolved only in a worker. ``dag.test()`` runs the task in-process instead, as a deferrable sensor.
     """
 
     template_fields: Sequence[str] = ("expires_at",)
@@ -86,7 +68,7 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
 
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
-                trigger_cls="airflow_sfi.triggers.ws_token.SfiRefreshTrigger",
+                trigger_cls=_TRIGGER,
                 trigger_kwargs={
                     "expires_at": expires_at,
                     "refresh_margin_seconds": refresh_margin.total_seconds(),
@@ -96,13 +78,14 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
                 next_kwargs=None,
                 timeout=None,
             )
-        if isinstance(expires_at, (datetime.datetime, WsToken)) or (isinstance(expires_at, str) and not templated):
+        if isinstance(expires_at, datetime.datetime) or (isinstance(expires_at, str) and not templated):
             expiry_of(expires_at)  # a literal is checked now, at DAG parse, not mid-run
         elif expires_at is None or isinstance(expires_at, (int, float, bool)):
             raise SfiConfigError(f"{self.task_id}: expires_at is missing or not a date and time: {expires_at!r}")
         self.expires_at = expires_at
         self.refresh_margin = refresh_margin
         self.deferrable = deferrable
+        self._configured_poke_interval = self.poke_interval
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
@@ -118,25 +101,39 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
         except SfiConfigError as exc:
             raise SfiConfigError(f"{self.task_id}: {exc}") from None
 
-    def execute(self, context: Context) -> None:
-        refresh_at = self.refresh_at()
-        if refresh_due(refresh_at):
-            self.log.info("Refresh time %s has passed: done", refresh_at.isoformat())
-            return
-        self.log.info("Waiting until %s (%s before expiry)", refresh_at.isoformat(), self.refresh_margin)
+    def execute(self, context: Context) -> Any:
         if self.deferrable:
-            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+            try:
+                refresh_at = self.refresh_at()
+            except SfiConfigError as exc:
+                if self.never_fail:  # as the base class treats an error in poke
+                    raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from None
+                raise
+            if refresh_due(refresh_at):
+                self.log.info("Refresh time %s has passed: done", refresh_at.isoformat())
+                return None
+            self.log.info("Waiting until %s (%s before expiry)", refresh_at.isoformat(), self.refresh_margin)
+            from airflow_sfi.triggers.ws_token import SfiWsTokenExpiryTrigger
 
-            self.defer(trigger=DateTimeTrigger(moment=refresh_at), method_name="execute_complete")
-        super().execute(context)
+            self.defer(
+                trigger=SfiWsTokenExpiryTrigger(
+                    expires_at=expiry_of(self.expires_at).isoformat(),
+                    refresh_margin_seconds=self.refresh_margin.total_seconds(),
+                ),
+                method_name="execute_complete",
+                timeout=datetime.timedelta(seconds=self.timeout),
+            )
+        return super().execute(context)
 
     def poke(self, context: Context) -> bool:
         refresh_at = self.refresh_at()
         if refresh_due(refresh_at):
             return True
-        if self.reschedule:
-            # Come back exactly at the refresh time rather than every poke_interval.
-            raise AirflowRescheduleException(refresh_at)  # type: ignore[no-untyped-call]
+        # The base class sleeps (poke) or reschedules (reschedule) for poke_interval: make that end
+        # at the refresh time, or when the timeout is due to be checked, whichever comes first.
+        left = seconds_until(refresh_at)
+        limit = float(self.timeout) if self.reschedule else min(float(self.timeout), self._configured_poke_interval)
+        self.poke_interval = max(0.0, min(left, limit))
         return False
 
     def execute_complete(self, context: Context, event: Any = None) -> None:

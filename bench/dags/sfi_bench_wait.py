@@ -23,7 +23,7 @@ for mode in ("poke", "reschedule", "deferrable"):
         get_token = SfiWsTokenOperator(task_id="get_token")
         get_token >> SfiWsTokenExpirySensor(
             task_id="wait",
-            expires_at=get_token.output,
+            expires_at=get_token.output["expires_at"],
             refresh_margin=MARGIN,
             mode="reschedule" if mode == "reschedule" else "poke",
             deferrable=mode == "deferrable",

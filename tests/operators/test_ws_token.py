@@ -57,7 +57,7 @@ def test_missing_channels_fail_naming_them(sfi_sandbox: SandboxServer) -> None:
     [
         ({"required_channels": ["MAIN", "GOALS"]}, "unknown channel.*GOALS.*valid: MAIN, MAIN_REALTIME, ODDS"),
         ({"required_channels": [1]}, "must be channel names"),
-        ({"action": "refresh"}, "action must be 'new' or 'renew'"),
+        ({"action": "extend"}, "action must be 'new' or 'renew'"),
         ({"min_validity": 60}, "min_validity must be a non-negative timedelta"),
         ({"variable_key": "sfi_ws"}, "variable_key 'sfi_ws' must contain 'token' or 'secret'"),
     ],
@@ -74,10 +74,14 @@ def test_templated_channels_are_checked_once_rendered(sfi_sandbox: SandboxServer
         run(op)
 
 
-@pytest.mark.sfi_sandbox(ttl=30)
+CLOCK = Offset(0)
+
+
+@pytest.mark.sfi_sandbox(ttl=30, clock=CLOCK)
 def test_renew_extends_the_same_token(sfi_sandbox: SandboxServer) -> None:
+    CLOCK.seconds = 0
     first = run(SfiWsTokenOperator(task_id="get_token"))
-    time.sleep(1.1)
+    CLOCK.seconds = 2  # two seconds later on the API's clock
     renewed = run(SfiWsTokenOperator(task_id="renew", action="renew"))
     assert renewed["token"] == first["token"] and renewed["expires_at"] > first["expires_at"]
     assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew"]
@@ -95,7 +99,7 @@ def test_min_validity_defers_until_the_old_token_expires(monkeypatch: pytest.Mon
         moment = caught.value.trigger.serialize()[1]["moment"]
         assert 5 < (moment - pendulum.now("UTC")).total_seconds() <= 7
         assert moment.microsecond == 0  # expires_at (whole seconds) + 1 s
-        assert caught.value.kwargs == {"waits": 1}
+        assert caught.value.kwargs == {"waited_for_expiry": True}
 
         clock.seconds = 0  # the trigger fired: real time has caught up and the old token is gone
         api.expire_tokens()
@@ -122,7 +126,7 @@ def test_min_validity_gives_up_after_one_wait(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", api.connection())
         op = SfiWsTokenOperator(task_id="refresh", min_validity=datetime.timedelta(seconds=10), deferrable=True)
         with pytest.raises(SfiError, match=r"returned a token with \d+ s left, less than min_validity \(0:00:10\)"):
-            op.execute_complete(context={}, event=None, waits=1)  # type: ignore[arg-type]
+            op.execute_complete(context={}, event=None, waited_for_expiry=True)  # type: ignore[arg-type]
 
 
 @pytest.mark.sfi_sandbox(rate_limit=1)
@@ -144,7 +148,7 @@ def test_rate_limit_for_an_hour_defers_until_the_reset(sfi_sandbox: SandboxServe
         run(op)
     moment = caught.value.trigger.serialize()[1]["moment"]
     assert 3590 < (moment - pendulum.now("UTC")).total_seconds() <= 3600
-    assert caught.value.kwargs == {"waits": 0, "after_rate_limit": True}
+    assert caught.value.kwargs == {"waited_for_expiry": False, "waited_for_rate_limit": True}
     # Still limited after the wait: fail instead of waiting forever.
     with pytest.raises(SfiRateLimitError):
         op.execute_complete(context={}, event=None, **caught.value.kwargs)  # type: ignore[arg-type]
