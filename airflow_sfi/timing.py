@@ -77,3 +77,14 @@ def seconds_until(moment: datetime.datetime, now: datetime.datetime | None = Non
     :param now: the current time; defaults to the clock.
     """
     return (moment - (now or pendulum.now("UTC"))).total_seconds()
+
+
+def expiry_only(value: object) -> object:
+    """
+    ``value`` with a token dict reduced to its expiry, so that a rendered template field holds no secret.
+
+    :param value: a rendered ``expires_at`` argument.
+    """
+    if isinstance(value, Mapping):
+        return {key: item for key, item in value.items() if key == "expires_at"}
+    return value

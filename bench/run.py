@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,13 +30,18 @@ def figure(script: str, *args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])  # the figure is the last line; Airflow may log before it
 
 
-def suite() -> dict:
+# The suite is timed against the one of the last release before the current round of work.
+SUITE_BASELINE = os.environ.get("SFI_BENCH_SUITE_BASELINE", "efbe2fd")
+
+
+def suite(tree: Path) -> dict:
+    """Run the pytest suite of ``tree`` (its own package shadows the installed one) and time it."""
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=6"],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tree,
         check=False,
     )
     slowest = re.findall(r"^(\d+\.\d+)s (call|setup|teardown)\s+(\S+)", done.stdout, re.M)
@@ -44,6 +50,32 @@ def suite() -> dict:
         "summary": done.stdout.strip().splitlines()[-1],
         "slowest": [(float(s), phase, test) for s, phase, test in slowest],
     }
+
+
+def suites(rounds: int = 2) -> dict:
+    """This suite and the baseline's, interleaved ``rounds`` times; the median of each."""
+    baseline = Path(tempfile.mkdtemp(prefix="sfi-bench-baseline-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(baseline), SUITE_BASELINE], cwd=REPO, check=True)
+    try:
+        runs: dict[str, list[dict]] = {"current": [], "baseline": []}
+        for _ in range(rounds):
+            runs["current"].append(suite(REPO))
+            runs["baseline"].append(suite(baseline))
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, check=False)
+    result = {name: min(done, key=lambda r: r["seconds"]) for name, done in runs.items()}
+    for name, done in runs.items():
+        result[name]["median_seconds"] = statistics.median(r["seconds"] for r in done)
+    result["baseline"]["ref"] = SUITE_BASELINE
+    return result
+
+
+def verdict(value: float, target: float, *, at_most: bool = True) -> str:
+    """Met, or missed by how much, for a figure that must stay at most (or at least) ``target``."""
+    met = value <= target if at_most else value >= target
+    if met:
+        return f"**met** ({value:.2f} against {'≤' if at_most else '≥'} {target:g})"
+    return f"**missed** by {abs(value - target):.2f} ({abs(value / target - 1):.0%}): {value:.2f} against {target:g}"
 
 
 def machine() -> str:
@@ -65,7 +97,7 @@ def main() -> None:
     calls = figure("call_overhead.py", "500", "10")
     per_token = figure("calls_per_token.py", "20")
     worker = figure("worker_time.py", "12")
-    tests = suite()
+    tests = suites()
     versions = ", ".join(
         f"{p} {version(p)}"
         for p in (
@@ -94,7 +126,7 @@ def main() -> None:
         "|---|---|---|",
         *(f"| {name} | {v['median_ms']:.1f} ms | {v['min_ms']:.1f} ms |" for name, v in imports.items()),
         "",
-        f"Ratio ours / providers-http: **{ours_ms / http_ms:.2f}** (target: at most 0.5).",
+        f"Ratio ours / providers-http: {ours_ms / http_ms:.2f}. Target ≤ 0.5: {verdict(ours_ms / http_ms, 0.5)}.",
         "",
         "## 2. Call overhead",
         "",
@@ -108,7 +140,8 @@ def main() -> None:
             for name, v in calls.items()
         ),
         "",
-        "Target: `SfiHook.get_ws_token` within 10% of bare `requests` (ratio ≤ 1.10).",
+        "Target: `SfiHook.get_ws_token` within 10% of bare `requests`: "
+        f"{verdict(calls['SfiHook.get_ws_token']['ratio_to_bare_requests'], 1.10)}.",
         "",
         "## 3. API calls per token",
         "",
@@ -126,7 +159,7 @@ def main() -> None:
         f"**{per_token['naive_every_ttl_over_5']['calls_per_token']:.2f}** | "
         f"{per_token['naive_every_ttl_over_5']['seconds_without_valid_token']:.1f} s |",
         "",
-        "The limit is 1.0.",
+        f"Target ≤ 1.0 calls per token: {verdict(per_token['ours']['calls_per_token'], 1.0)}.",
         "",
         "## 4. Worker time while waiting",
         "",
@@ -143,10 +176,21 @@ def main() -> None:
         "",
         "## 5. Suite cost",
         "",
-        f"`pytest` (what `make test` runs after lint and types): **{tests['seconds']:.0f} s** wall on this machine "
-        f"({tests['summary']}). Slowest:",
+        f"`pytest` (what `make test` runs after lint and types), this tree against the suite at "
+        f"{tests['baseline']['ref']}, run in turn twice; median wall time.",
         "",
-        *(f"- {s:.1f} s {phase} `{test}`" for s, phase, test in tests["slowest"]),
+        "| suite | median wall | result |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {tests[name]['median_seconds']:.0f} s | {tests[name]['summary']} |"
+            for name in ("current", "baseline")
+        ),
+        "",
+        f"Ratio current / baseline: {tests['current']['median_seconds'] / tests['baseline']['median_seconds']:.2f}. "
+        f"Target < 1.0 (faster): "
+        f"{verdict(tests['current']['median_seconds'] / tests['baseline']['median_seconds'], 0.999)}. Slowest now:",
+        "",
+        *(f"- {s:.1f} s {phase} `{test}`" for s, phase, test in tests["current"]["slowest"]),
         "",
     ]
     (REPO / "docs").mkdir(exist_ok=True)

@@ -1,12 +1,13 @@
 """
-Keep a WebSocket token valid, forever: get it, wait until it is close to expiry, refresh it.
+Keep a WebSocket token valid, forever: each run picks up the token in hand and refreshes it before it expires.
 
-``@continuous`` with ``max_active_runs=1`` starts the next run as soon as one ends, so there is
-always exactly one rotation in flight. The sensor waits in the triggerer (deferrable), holding no
-worker slot. The API returns the active token again until it expires, so ``refresh_token`` has a
-``min_validity``: it waits out the old token (again deferred) and returns a new one.
-
-``SFI_REFRESH_MARGIN_SECONDS`` (default 300, the vendor's advice) sets how long before expiry to refresh.
+``@continuous`` with ``max_active_runs=1`` starts the next run as soon as one ends, so exactly one
+rotation is in flight. ``get_token`` reuses the token the previous run published in the Variable
+``sfi_ws_token`` while it is valid (no API call); only the first run, or a run after a gap, calls
+``ws/new``. ``refresh_token`` then waits in the triggerer until ``SFI_REFRESH_MARGIN_SECONDS``
+(default 300, the vendor's advice) before expiry, renews the token there, publishes it to the
+Variable and ends the task with it as its XCom: no worker slot, no scheduler round trip at the
+refresh moment. Where ``ws/renew`` is not available it waits out the old token and gets a new one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_sfi.operators.ws_token import SfiWsTokenOperator
-from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor
 
 REFRESH_MARGIN = datetime.timedelta(seconds=float(os.environ.get("SFI_REFRESH_MARGIN_SECONDS", "300")))
 
@@ -30,18 +30,17 @@ with DAG(
     catchup=False,
     tags=["sfi"],
     doc_md=__doc__,
+    default_args={"retries": 2, "retry_delay": datetime.timedelta(seconds=10)},
 ):
-    get_token = SfiWsTokenOperator(task_id="get_token", required_channels=["MAIN"])
-    wait_until_near_expiry = SfiWsTokenExpirySensor(
-        task_id="wait_until_near_expiry",
-        expires_at=get_token.output["expires_at"],
-        refresh_margin=REFRESH_MARGIN,
-        deferrable=True,
+    get_token = SfiWsTokenOperator(
+        task_id="get_token", required_channels=["MAIN"], variable_key="sfi_ws_token", reuse_published=True
     )
     refresh_token = SfiWsTokenOperator(
         task_id="refresh_token",
+        expires_at=get_token.output["expires_at"],
+        refresh_margin=REFRESH_MARGIN,
         required_channels=["MAIN"],
-        min_validity=2 * REFRESH_MARGIN,
+        variable_key="sfi_ws_token",
         deferrable=True,
     )
-    get_token >> wait_until_near_expiry >> refresh_token
+    get_token >> refresh_token

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -30,3 +32,22 @@ def use_connection(
 ) -> None:
     """Define an Airflow connection through its ``AIRFLOW_CONN_<ID>`` environment variable."""
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn if isinstance(conn, str) else json.dumps(conn))
+
+
+class SandboxClock:
+    """
+    The sandbox's clock, run ahead of real time instead of waiting: ``sleep_until`` jumps it to the moment.
+
+    Pass the instance as the sandbox's ``clock`` and its ``sleep_until`` where the code under test waits.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.slept_until: list[float] = []
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    async def sleep_until(self, moment: datetime.datetime) -> None:
+        self.slept_until.append(moment.timestamp())
+        self.offset = max(self.offset, moment.timestamp() - time.time())

@@ -25,6 +25,16 @@ def airflow_db() -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def no_published_token() -> Iterator[None]:
+    """The rotation publishes to the Variable sfi_ws_token, which outlives a test: start each without it."""
+    from airflow.models import Variable
+
+    Variable.delete("sfi_ws_token")
+    yield
+    Variable.delete("sfi_ws_token")
+
+
 def parse() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -77,28 +87,52 @@ def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
     assert ours == [], [str(w.message) for w in ours]
 
 
-@pytest.mark.sfi_sandbox(ttl=10)
-def test_rotation_dag_refreshes_into_a_new_token(sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SFI_REFRESH_MARGIN_SECONDS", "3")
-    run, tis, events = run_dag("sfi_token_rotation")
-    assert run.state == "success"
-    assert {t: str(ti.state) for t, ti in tis.items()} == dict.fromkeys(tis, "success")
-    first = WsToken.from_dict(tis["get_token"].xcom_pull(task_ids="get_token"))
-    refreshed = WsToken.from_dict(tis["refresh_token"].xcom_pull(task_ids="refresh_token"))
-    assert first.is_new and refreshed.is_new
-    assert refreshed.token != first.token and refreshed.expires_at > first.expires_at
-    # The sensor and the refresh each waited in the trigger, not in a worker.
-    assert events["wait_until_near_expiry"] == ["running", "deferred", "running", "success"]
-    assert events["refresh_token"] == ["running", "deferred", "running", "success"]
-    # get_token, the refresh's first answer (the old token again), and the new token after expiry.
-    assert [c.status for c in sfi_sandbox.calls("ws/new")] == [200, 200, 200]
-    assert tis["wait_until_near_expiry"].end_date >= first.expires_at.subtract(seconds=3)
+@pytest.mark.sfi_sandbox(ttl=600)
+@pytest.mark.usefixtures("no_published_token")
+def test_rotation_dag_renews_the_token_it_carries_from_run_to_run(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SFI_REFRESH_MARGIN_SECONDS", "599")  # due at once: renew, don't wait ten minutes
+    tokens = []
+    for _ in range(2):
+        run, tis, events = run_dag("sfi_token_rotation")
+        assert run.state == "success"
+        assert {t: str(ti.state) for t, ti in tis.items()} == dict.fromkeys(tis, "success")
+        # The refresh waited and renewed in the trigger, not in a worker.
+        assert events["refresh_token"][:2] == ["running", "deferred"]
+        tokens.append(
+            (tis["get_token"].xcom_pull(task_ids="get_token"), tis["refresh_token"].xcom_pull(task_ids="refresh_token"))
+        )
+    (first_got, first_renewed), (second_got, second_renewed) = tokens
+    # One token throughout, each renewal moving its expiry; the second run started from what the first published.
+    assert len({t["token"] for pair in tokens for t in pair}) == 1
+    assert first_renewed["expires_at"] > first_got["expires_at"]
+    assert second_got == first_renewed
+    assert second_renewed["expires_at"] >= first_renewed["expires_at"]
+    # ws/new once (the first run's get_token), ws/renew once per run; refresh_complete reads the Variable back.
+    assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew", "ws/renew"]
     # Rendered template fields are stored and shown in the UI: the expiry is there, no token is.
     rendered = json.dumps(rendered_fields(run.run_id))
-    assert first.expires_at.isoformat() in rendered
-    assert len(sfi_sandbox.issued_tokens) == 2
+    assert first_renewed["expires_at"] in rendered
     for secret in [*sfi_sandbox.issued_tokens, "sandbox-key-pro"]:
         assert secret not in rendered
+
+
+@pytest.mark.sfi_sandbox(ttl=6, renew="absent")
+@pytest.mark.usefixtures("no_published_token")
+def test_rotation_dag_without_renew_waits_out_the_token(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SFI_REFRESH_MARGIN_SECONDS", "3")
+    run, tis, _ = run_dag("sfi_token_rotation")
+    assert run.state == "success"
+    got = WsToken.from_dict(tis["get_token"].xcom_pull(task_ids="get_token"))
+    refreshed = WsToken.from_dict(tis["refresh_token"].xcom_pull(task_ids="refresh_token"))
+    assert refreshed.token != got.token and refreshed.expires_at > got.expires_at
+    assert [c.status for c in sfi_sandbox.calls()] == [200, 404, 200]
+    # The new token was issued as the old one ended: not a moment without a valid one on the API's side.
+    old, new = sfi_sandbox.tokens()
+    assert 0 <= new.issued_at - old.expires_at < 1.5
 
 
 def test_direct_dag_hands_on_details_and_publishes_the_variable(sfi_sandbox: SandboxServer) -> None:

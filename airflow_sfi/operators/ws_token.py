@@ -1,4 +1,4 @@
-"""SfiWsTokenOperator: get a WebSocket token and hand it on through XCom (and optionally a Variable)."""
+"""SfiWsTokenOperator: get or refresh a WebSocket token and hand it on through XCom (and optionally a Variable)."""
 
 from __future__ import annotations
 
@@ -10,51 +10,63 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowRescheduleException
 
-from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError, SfiRateLimitError
+from airflow_sfi.exceptions import SfiConfigError, SfiError, SfiRateLimitError
 from airflow_sfi.templating import is_template
+from airflow_sfi.timing import expiry_of, expiry_only
 from airflow_sfi.token import channel_list
 
 if TYPE_CHECKING:
+    import pendulum
     from airflow.sdk import Context
 
     from airflow_sfi.hooks.api import SfiHook
     from airflow_sfi.token import WsToken
 
+ACTIONS = ("new", "renew", "refresh")
 # Ask again this long after expires_at, so the old token is surely gone on the API's side.
 EXPIRY_GRACE = datetime.timedelta(seconds=1)
 
 
 class SfiWsTokenOperator(BaseOperator):
     """
-    Get a WebSocket token through :class:`~airflow_sfi.hooks.api.SfiHook` and return ``WsToken.to_dict()``.
+    Get a WebSocket token through :class:`~airflow_sfi.hooks.api.SfiHook`, or refresh a held one, and return
+    ``WsToken.to_dict()``.
 
-    The return value goes to XCom, and each of its fields under its own key too
-    (``multiple_outputs``, on by default), so ``op.output["server"]`` and
-    ``{{ ti.xcom_pull('get_token')['expires_at'] }}`` both work downstream.
+    The return value goes to XCom, and each of its fields under its own key too (``multiple_outputs``,
+    on by default), so ``op.output["server"]`` and ``{{ ti.xcom_pull('get_token')['expires_at'] }}`` work.
 
-    While a token is active the API hands it back again (``is_new`` false), so a refresh shortly
-    before expiry can return the old, nearly dead token. With ``min_validity`` set, a token with
-    less time left than that is not accepted: the task waits until it expires (deferred, holding no
-    worker slot, when ``deferrable``; one sleep otherwise), asks once more, and fails if the answer
-    is still not fresh enough.
+    **Refresh** (given ``expires_at``, the held token's expiry): at ``expires_at - refresh_margin`` it calls
+    ``ws/renew`` and keeps the answer when it outlives the held token; when renew is absent (404) or has no
+    active token, it logs one WARNING, waits until ``expires_at`` and calls ``ws/new``. When ``deferrable``,
+    the wait *and* the calls happen in the triggerer, which ends the task with the token as its XCom: no
+    worker slot and no scheduler round trip at the refresh moment.
 
-    A 429 whose wait is longer than the connection's ``max_retry_wait`` (the vendor's means "wait for
-    the next hour") does not fail the task: it waits until the rate limit resets, deferred when
-    ``deferrable``, otherwise rescheduled (``up_for_reschedule``, no worker held), then asks again.
+    **Get** (no ``expires_at``): one ``ws/new`` call, which returns the active token while there is one.
+    With ``reuse_published``, a token still valid in the Variable ``variable_key`` is returned with no call.
+    With ``min_validity``, a token with less time left is not accepted: the task waits until it expires
+    (deferred when ``deferrable``; one sleep otherwise) and asks once more.
+
+    A 429 whose wait is longer than the connection's ``max_retry_wait`` (the vendor's "wait for the next
+    hour") waits until the rate limit resets, deferred when ``deferrable``, otherwise rescheduled.
 
     :param sfi_conn_id: the Airflow connection (templated).
     :param required_channels: channels the token must grant, e.g. ``["MAIN", "STATS"]`` (templated);
         the task fails, naming the missing ones, when the plan does not grant them.
-    :param min_validity: the least time the returned token must have left; default: any.
-    :param action: ``"new"`` calls ``ws/new``; ``"renew"`` calls ``ws/renew``, which the vendor names
-        but does not document (assumed: same auth and answer as ``ws/new``, extending the token).
+    :param expires_at: the held token's expiry (templated), e.g. ``get_token.output["expires_at"]``:
+        refresh that token instead of getting one now.
+    :param refresh_margin: how long before ``expires_at`` to renew; the vendor advises 5 minutes.
+    :param action: ``refresh`` (renew first, the default with ``expires_at``), ``renew`` (``ws/renew``
+        only) or ``new`` (``ws/new``, the default without ``expires_at``; with it, after the old token expired).
+    :param min_validity: without ``expires_at``: the least time the returned token must have left.
     :param variable_key: also store the token dict (JSON) in this Airflow Variable, for services
-        outside Airflow; the name must contain ``token`` or ``secret`` so that Airflow hides it.
-    :param deferrable: wait (``min_validity``, rate limit) in the triggerer instead of a worker; defaults to
-        ``[operators] default_deferrable``.
+        outside Airflow and for the next run; the name must contain ``token`` or ``secret`` so that
+        Airflow hides the value.
+    :param reuse_published: without ``expires_at``: return the token in ``variable_key`` while it is valid
+        (for longer than ``min_validity``), making no API call.
+    :param deferrable: wait in the triggerer instead of a worker; defaults to ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("sfi_conn_id", "required_channels")
+    template_fields: Sequence[str] = ("sfi_conn_id", "required_channels", "expires_at")
     ui_color = "#e8f4ea"
 
     def __init__(
@@ -62,35 +74,44 @@ class SfiWsTokenOperator(BaseOperator):
         *,
         sfi_conn_id: str = "sfi_default",
         required_channels: Sequence[str] | str = (),
+        expires_at: Any = None,
+        refresh_margin: datetime.timedelta = datetime.timedelta(minutes=5),
+        action: Literal["new", "renew", "refresh"] | None = None,
         min_validity: datetime.timedelta | None = None,
-        action: Literal["new", "renew"] = "new",
         variable_key: str | None = None,
+        reuse_published: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
-        if action not in ("new", "renew"):
-            raise SfiConfigError(f"{self.task_id}: action must be 'new' or 'renew', got {action!r}")
-        if min_validity is not None and (
-            not isinstance(min_validity, datetime.timedelta) or min_validity < datetime.timedelta(0)
-        ):
-            raise SfiConfigError(f"{self.task_id}: min_validity must be a non-negative timedelta, got {min_validity!r}")
-        if variable_key is not None and not any(word in variable_key.lower() for word in ("token", "secret")):
-            raise SfiConfigError(
-                f"{self.task_id}: variable_key {variable_key!r} must contain 'token' or 'secret', "
-                "so that Airflow hides the Variable's value"
-            )
-        if not is_template(required_channels):
-            channel_list(required_channels, self.task_id)
+        action = action or ("refresh" if expires_at is not None else "new")
+        problem = _argument_problem(
+            action, expires_at, refresh_margin, min_validity, variable_key, reuse_published, required_channels
+        )
+        if problem:
+            raise SfiConfigError(f"{self.task_id}: {problem}")
         self.sfi_conn_id = sfi_conn_id
         self.required_channels = required_channels
-        self.min_validity = min_validity
+        self.expires_at = expires_at
+        self.refresh_margin = refresh_margin
         self.action = action
+        self.min_validity = min_validity
         self.variable_key = variable_key
+        self.reuse_published = reuse_published
         self.deferrable = deferrable
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        self.expires_at = expiry_only(self.expires_at)  # a whole XCom dict would store the token as rendered
+
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.expires_at is not None:
+            return self._refresh()
+        if self.reuse_published:
+            token = self._published()
+            if token is not None:
+                return token.to_dict()
         return self._obtain(waited_for_expiry=False)
 
     def execute_complete(
@@ -102,6 +123,75 @@ class SfiWsTokenOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Resume after a wait: for the old token to expire, or for the rate-limit window to reset."""
         return self._obtain(waited_for_expiry=waited_for_expiry, waited_for_rate_limit=waited_for_rate_limit)
+
+    def refresh_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """
+        Resume after the refresh trigger, where it could not end the task itself (``dag.test()`` runs
+        triggers in-line): read the refreshed token back from the Variable, or ask ``ws/new`` for the active one.
+        """
+        from airflow_sfi.hooks.api import SfiHook
+        from airflow_sfi.publishing import published
+
+        held = self._held_expiry()
+        token = published(self.variable_key) if self.variable_key else None
+        if token is None or token.expires_at <= held:
+            token = SfiHook(self.sfi_conn_id).get_ws_token()
+        if token.expires_at <= held:
+            raise SfiError("the refresh trigger ended but the API still holds the old token")
+        return token.to_dict()
+
+    def _refresh(self) -> dict[str, Any]:
+        """Refresh the held token: in the triggerer when deferrable (it ends the task), else here."""
+        held = self._held_expiry()
+        channels = channel_list(self.required_channels, self.task_id)
+        if self.deferrable:
+            from airflow_sfi.triggers.ws_token import SfiWsTokenRefreshTrigger
+
+            self.log.info("Refreshing the token that expires at %s in the triggerer", held.isoformat())
+            self.defer(
+                trigger=SfiWsTokenRefreshTrigger(
+                    sfi_conn_id=self.sfi_conn_id,
+                    expires_at=held.isoformat(),
+                    refresh_margin_seconds=self.refresh_margin.total_seconds(),
+                    action=self.action,
+                    required_channels=channels,
+                    variable_key=self.variable_key,
+                ),
+                method_name="refresh_complete",
+            )
+        import asyncio
+
+        from airflow_sfi.hooks.api import SfiHook
+        from airflow_sfi.refresh import refresh_token
+
+        hook = SfiHook(self.sfi_conn_id)
+        token = asyncio.run(refresh_token(hook, held, self.refresh_margin, self.action, self.log))
+        self._log_token(token, hook)
+        return self._publish(token)
+
+    def _held_expiry(self) -> pendulum.DateTime:
+        try:
+            return expiry_of(self.expires_at)
+        except SfiConfigError as exc:
+            raise SfiConfigError(f"{self.task_id}: {exc}") from None
+
+    def _published(self) -> WsToken | None:
+        """The token in ``variable_key``, if it has more than ``min_validity`` left and grants the channels."""
+        from airflow_sfi.publishing import check_channels, published
+
+        assert self.variable_key is not None
+        token = published(self.variable_key)
+        least = self.min_validity.total_seconds() if self.min_validity else 0.0
+        if token is None or token.seconds_left() <= least:
+            return None
+        check_channels(token, channel_list(self.required_channels, self.task_id))
+        self.log.info(
+            "Reusing the token in Variable %r: expires at %s (%.0f s left); no API call",
+            self.variable_key,
+            token.expires_at.isoformat(),
+            token.seconds_left(),
+        )
+        return token
 
     def _obtain(self, *, waited_for_expiry: bool, waited_for_rate_limit: bool = False) -> dict[str, Any]:
         token = self._fetch(waited_for_expiry=waited_for_expiry, waited_for_rate_limit=waited_for_rate_limit)
@@ -118,6 +208,7 @@ class SfiWsTokenOperator(BaseOperator):
     def _fetch(self, *, waited_for_expiry: bool, waited_for_rate_limit: bool = False) -> WsToken:
         """One API call; a long 429 becomes a wait without a worker (once)."""
         from airflow_sfi.hooks.api import SfiHook
+        from airflow_sfi.publishing import check_channels
 
         hook = SfiHook(self.sfi_conn_id)
         rate_limited = None
@@ -130,16 +221,8 @@ class SfiWsTokenOperator(BaseOperator):
         if rate_limited is not None:
             self._wait_for_rate_limit(rate_limited, waited_for_expiry=waited_for_expiry)
         self._log_token(token, hook)
-        self._check_channels(token)
+        check_channels(token, channel_list(self.required_channels, self.task_id))
         return token
-
-    def _check_channels(self, token: WsToken) -> None:
-        missing = [c for c in channel_list(self.required_channels, self.task_id) if c not in token.allowed_channels]
-        if missing:
-            raise SfiChannelError(
-                f"the token does not grant {', '.join(missing)}; the plan allows "
-                f"{', '.join(token.allowed_channels) or 'no channel'}"
-            )
 
     def _too_short(self, token: WsToken) -> bool:
         return self.min_validity is not None and token.seconds_left() < self.min_validity.total_seconds()
@@ -170,19 +253,18 @@ class SfiWsTokenOperator(BaseOperator):
         self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete", kwargs=kwargs)
 
     def _publish(self, token: WsToken) -> dict[str, Any]:
-        result = token.to_dict()
         if self.variable_key:
-            from airflow.sdk import Variable
+            from airflow_sfi.publishing import publish
 
-            Variable.set(self.variable_key, result, serialize_json=True)
+            publish(token, self.variable_key)
             self.log.info("Stored the token in Variable %r", self.variable_key)
-        return result
+        return token.to_dict()
 
     def _log_token(self, token: WsToken, hook: SfiHook) -> None:
         rate = hook.last_rate_limit
         self.log.info(
             "%s token: channels %s, expires at %s (%.0f s left)%s",
-            "Got a new" if token.is_new else "Reused the active",
+            "Got a new" if token.is_new else "Got the active",
             ", ".join(token.allowed_channels) or "none",
             token.expires_at.isoformat(),
             token.seconds_left(),
@@ -190,3 +272,36 @@ class SfiWsTokenOperator(BaseOperator):
             if rate and rate.remaining is not None
             else "",
         )
+
+
+def _argument_problem(
+    action: str,
+    expires_at: Any,
+    refresh_margin: Any,
+    min_validity: Any,
+    variable_key: str | None,
+    reuse_published: bool,
+    required_channels: Sequence[str] | str,
+) -> str | None:
+    """What is wrong with the operator's arguments, checked at DAG parse; None when nothing is."""
+    if action not in ACTIONS:
+        return f"action must be one of {', '.join(repr(a) for a in ACTIONS)}, got {action!r}"
+    if action == "refresh" and expires_at is None:
+        return "action 'refresh' needs expires_at, the held token's expiry"
+    if not isinstance(refresh_margin, datetime.timedelta) or refresh_margin < datetime.timedelta(0):
+        return f"refresh_margin must be a non-negative timedelta, got {refresh_margin!r}"
+    if min_validity is not None and (
+        not isinstance(min_validity, datetime.timedelta) or min_validity < datetime.timedelta(0)
+    ):
+        return f"min_validity must be a non-negative timedelta, got {min_validity!r}"
+    if expires_at is not None and (min_validity is not None or reuse_published):
+        return "min_validity and reuse_published apply to getting a token, not to refreshing one (expires_at)"
+    if variable_key is not None and not any(word in variable_key.lower() for word in ("token", "secret")):
+        return f"variable_key {variable_key!r} must contain 'token' or 'secret', so that Airflow hides its value"
+    if reuse_published and not variable_key:
+        return "reuse_published needs variable_key, the Variable to reuse the token from"
+    if isinstance(expires_at, (datetime.datetime, str)) and not is_template(expires_at):
+        expiry_of(expires_at)  # a literal is checked now, at DAG parse
+    if not is_template(required_channels):
+        channel_list(required_channels, "required_channels")
+    return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_sfi.exceptions import SfiConfigError
 from airflow_sfi.templating import is_template
-from airflow_sfi.timing import expiry_of, refresh_due, seconds_until
+from airflow_sfi.timing import expiry_of, expiry_only, refresh_due, seconds_until
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,8 +91,7 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
         super().render_template_fields(context, jinja_env)
         # The operator's XCom dict holds the token. Keep only its expiry, so that the rendered field,
         # which Airflow stores and shows in the UI, holds no secret.
-        if isinstance(self.expires_at, Mapping):
-            self.expires_at = {key: value for key, value in self.expires_at.items() if key == "expires_at"}
+        self.expires_at = expiry_only(self.expires_at)
 
     def refresh_at(self) -> pendulum.DateTime:
         """When the wait ends: ``expires_at - refresh_margin``."""

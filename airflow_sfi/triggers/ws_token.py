@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import warnings
 from collections.abc import AsyncIterator
@@ -11,10 +10,8 @@ from typing import Any
 import pendulum
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_sfi.timing import expiry_of, seconds_until
-
-# Sleep at most this long at a time, so a changed system clock is noticed.
-MAX_SLEEP_SECONDS = 60.0
+from airflow_sfi.refresh import sleep_until
+from airflow_sfi.timing import expiry_of
 
 
 class SfiWsTokenExpiryTrigger(BaseTrigger):
@@ -59,10 +56,75 @@ class SfiWsTokenExpiryTrigger(BaseTrigger):
             yield TriggerEvent({"refresh_at": refresh_at.isoformat()})  # type: ignore[no-untyped-call]
 
 
-async def sleep_until(moment: datetime.datetime) -> None:
-    """Sleep until ``moment``, in steps of at most :data:`MAX_SLEEP_SECONDS`."""
-    while (left := seconds_until(moment)) > 0:
-        await asyncio.sleep(min(left, MAX_SLEEP_SECONDS))
+class SfiWsTokenRefreshTrigger(BaseTrigger):
+    """
+    Refresh a held token in the triggerer and end the task there, with the new token as its XCom.
+
+    At ``expires_at - refresh_margin_seconds`` it renews (see :func:`~airflow_sfi.refresh.refresh_token`),
+    checks the channels, stores the token in the Variable ``variable_key`` when given, and yields
+    ``TaskSuccessEvent`` whose XComs are the operator's. Its kwargs hold a connection id and times,
+    never a token: the token is fetched in ``run()``.
+
+    :param sfi_conn_id: the Airflow connection.
+    :param expires_at: the held token's expiry (ISO 8601).
+    :param refresh_margin_seconds: how long before expiry to renew.
+    :param action: ``refresh`` (renew, else wait out and get a new one), ``renew`` or ``new``.
+    :param required_channels: channels the token must grant.
+    :param variable_key: the Variable to store the token in, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        sfi_conn_id: str,
+        expires_at: str,
+        refresh_margin_seconds: float,
+        action: str = "refresh",
+        required_channels: list[str] | None = None,
+        variable_key: str | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.sfi_conn_id = sfi_conn_id
+        self.expires_at = expires_at
+        self.refresh_margin_seconds = refresh_margin_seconds
+        self.action = action
+        self.required_channels = list(required_channels or [])
+        self.variable_key = variable_key
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "sfi_conn_id": self.sfi_conn_id,
+                "expires_at": self.expires_at,
+                "refresh_margin_seconds": self.refresh_margin_seconds,
+                "action": self.action,
+                "required_channels": self.required_channels,
+                "variable_key": self.variable_key,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import asyncio
+
+        from airflow_sfi.hooks.api import SfiHook
+        from airflow_sfi.publishing import check_channels, publish, xcoms_of
+        from airflow_sfi.refresh import refresh_token
+
+        token = await refresh_token(
+            SfiHook(self.sfi_conn_id),
+            expiry_of(self.expires_at),
+            datetime.timedelta(seconds=self.refresh_margin_seconds),
+            self.action,  # type: ignore[arg-type]
+            self.log,
+        )
+        check_channels(token, self.required_channels)
+        if self.variable_key:
+            await asyncio.to_thread(publish, token, self.variable_key)
+        self.log.info(
+            "Token refreshed: expires at %s (%.0f s left)", token.expires_at.isoformat(), token.seconds_left()
+        )
+        yield TaskSuccessEvent(xcoms=xcoms_of(token))
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError, Sf
 from airflow_sfi.operators.ws_token import SfiWsTokenOperator
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.token import WsToken
+from airflow_sfi.triggers.ws_token import SfiWsTokenRefreshTrigger
 
 
 class Offset:
@@ -57,7 +58,12 @@ def test_missing_channels_fail_naming_them(sfi_sandbox: SandboxServer) -> None:
     [
         ({"required_channels": ["MAIN", "GOALS"]}, "unknown channel.*GOALS.*valid: MAIN, MAIN_REALTIME, ODDS"),
         ({"required_channels": [1]}, "must be channel names"),
-        ({"action": "extend"}, "action must be 'new' or 'renew'"),
+        ({"action": "extend"}, "action must be one of 'new', 'renew', 'refresh', got 'extend'"),
+        ({"action": "refresh"}, "action 'refresh' needs expires_at"),
+        ({"expires_at": "2024-01-15 14:30", "min_validity": datetime.timedelta(1)}, "apply to getting a token"),
+        ({"expires_at": "soon"}, "expires_at 'soon' is not a"),
+        ({"expires_at": "2024-01-15 14:30", "refresh_margin": 300}, "refresh_margin must be a non-negative timedelta"),
+        ({"reuse_published": True}, "reuse_published needs variable_key"),
         ({"min_validity": 60}, "min_validity must be a non-negative timedelta"),
         ({"variable_key": "sfi_ws"}, "variable_key 'sfi_ws' must contain 'token' or 'secret'"),
     ],
@@ -153,3 +159,49 @@ def test_rate_limit_for_an_hour_defers_until_the_reset(sfi_sandbox: SandboxServe
     with pytest.raises(SfiRateLimitError):
         op.execute_complete(context={}, event=None, **caught.value.kwargs)  # type: ignore[arg-type]
     assert [c.status for c in sfi_sandbox.calls()] == [200, 429, 429]
+
+
+@pytest.mark.sfi_sandbox(ttl=600)
+def test_refresh_defers_to_a_trigger_that_holds_no_secret(sfi_sandbox: SandboxServer) -> None:
+    held = run(SfiWsTokenOperator(task_id="get_token"))
+    op = SfiWsTokenOperator(
+        task_id="refresh_token",
+        expires_at="{{ ti.xcom_pull('get_token')['expires_at'] }}",
+        required_channels="main",
+        variable_key="sfi_ws_token",
+        deferrable=True,
+    )
+    assert op.action == "refresh"
+    op.expires_at = held  # rendered from a whole XCom dict: only the expiry is kept
+    op.render_template_fields(context={})  # type: ignore[arg-type]
+    assert op.expires_at == {"expires_at": held["expires_at"]}
+    with pytest.raises(TaskDeferred) as caught:
+        run(op)
+    assert isinstance(caught.value.trigger, SfiWsTokenRefreshTrigger)
+    assert caught.value.method_name == "refresh_complete"
+    assert caught.value.trigger.serialize()[1] == {
+        "sfi_conn_id": "sfi_default",
+        "expires_at": held["expires_at"],
+        "refresh_margin_seconds": 300.0,
+        "action": "refresh",
+        "required_channels": ["MAIN"],
+        "variable_key": "sfi_ws_token",
+    }
+    assert len(sfi_sandbox.calls()) == 1  # deferring made no call
+
+
+@pytest.mark.sfi_sandbox(ttl=600)
+def test_refresh_in_the_worker_renews_the_held_token(sfi_sandbox: SandboxServer) -> None:
+    held = run(SfiWsTokenOperator(task_id="get_token"))
+    op = SfiWsTokenOperator(
+        task_id="refresh_token",
+        expires_at=held["expires_at"],
+        refresh_margin=datetime.timedelta(seconds=600),  # due already
+        deferrable=False,
+    )
+    refreshed = run(op)
+    assert refreshed["token"] == held["token"] and refreshed["expires_at"] > held["expires_at"]
+    # Resumed after the trigger (as under dag.test()): the active, renewed token is read back.
+    again = op.refresh_complete(context={}, event="success")  # type: ignore[arg-type]
+    assert again["expires_at"] == refreshed["expires_at"]
+    assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew", "ws/new"]

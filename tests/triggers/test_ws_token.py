@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pendulum
 import pytest
 from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
-from airflow_sfi.triggers.ws_token import SfiWsTokenExpiryTrigger
+from airflow_sfi.exceptions import SfiChannelError
+from airflow_sfi.hooks.api import SfiHook
+from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.triggers.ws_token import SfiWsTokenExpiryTrigger, SfiWsTokenRefreshTrigger
 
 
-def first_event(trigger: SfiWsTokenExpiryTrigger) -> TriggerEvent:
+def first_event(trigger: SfiWsTokenExpiryTrigger | SfiWsTokenRefreshTrigger) -> TriggerEvent:
     async def first() -> TriggerEvent:
         async for event in trigger.run():
             return event
@@ -61,3 +65,36 @@ def test_the_name_before_the_rename_still_loads_with_a_warning() -> None:
         old = module.SfiRefreshTrigger
     trigger = old(expires_at="2024-01-15 14:30:00", refresh_margin_seconds=300.0, end_from_trigger=True)
     assert trigger.refresh_at() == pendulum.datetime(2024, 1, 15, 14, 25, tz="UTC")
+
+
+@pytest.mark.sfi_sandbox(ttl=600)
+def test_refresh_trigger_renews_and_ends_the_task_with_the_token_as_xcom(sfi_sandbox: SandboxServer) -> None:
+    held = SfiHook().get_ws_token()
+    trigger = SfiWsTokenRefreshTrigger(
+        sfi_conn_id="sfi_default",
+        expires_at=held.expires_at.isoformat(),
+        refresh_margin_seconds=600,  # due already: renew at once
+        required_channels=["MAIN"],
+    )
+    classpath, kwargs = trigger.serialize()
+    assert SfiWsTokenRefreshTrigger(**kwargs).serialize() == (classpath, kwargs)
+    event = first_event(trigger)
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms is not None and event.xcoms["return_value"]["token"] == held.token
+    assert event.xcoms["expires_at"] > held.expires_at.isoformat()  # multiple_outputs, as the operator pushes
+    for text in (repr(trigger), json.dumps(kwargs), repr(event)):
+        assert held.token not in text and "sandbox-key-pro" not in text
+    assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew"]
+
+
+@pytest.mark.sfi_sandbox(ttl=600)
+def test_refresh_trigger_checks_the_channels(sfi_sandbox: SandboxServer) -> None:
+    held = SfiHook().get_ws_token()
+    trigger = SfiWsTokenRefreshTrigger(
+        sfi_conn_id="sfi_default",
+        expires_at=held.expires_at.isoformat(),
+        refresh_margin_seconds=600,
+        required_channels=["STATS"],
+    )
+    with pytest.raises(SfiChannelError, match="does not grant STATS"):
+        first_event(trigger)
