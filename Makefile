@@ -3,8 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# The lowest Airflow the provider declares, tested in a second environment.
-FLOOR_AIRFLOW := 3.3.0
+# Every runtime dependency at the lowest version pyproject.toml declares, tested in a second environment.
 FLOOR := .venv-floor
 
 .PHONY: venv test test-deployment test-dist test-floor dist check demo sandbox bench clean
@@ -36,10 +35,16 @@ dist: venv
 test-dist: dist
 	$(BIN)/pytest -m packaging
 
-$(FLOOR)/.installed-stamp: pyproject.toml
+# lowest-direct: each direct runtime dependency at its declared floor (checked by scripts/check_floor.py);
+# the test tools stay at the versions constraints.txt pins, as their own floors (ruff 0.6, mypy 1.10) break.
+$(FLOOR)/.installed-stamp: pyproject.toml constraints.txt
+	rm -rf $(FLOOR)
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install --quiet --upgrade pip uv
-	$(FLOOR)/bin/uv pip install --python $(FLOOR)/bin/python --editable '.[test]' 'apache-airflow==$(FLOOR_AIRFLOW)'
+	grep -E '^(pytest|hypothesis|ruff|mypy|types-requests|twine)==' constraints.txt > $(FLOOR)/test-tools.txt
+	$(FLOOR)/bin/uv pip install --python $(FLOOR)/bin/python --resolution lowest-direct \
+		--constraint $(FLOOR)/test-tools.txt --editable '.[test]'
+	$(FLOOR)/bin/python scripts/check_floor.py
 	touch $@
 
 test-floor: $(FLOOR)/.installed-stamp

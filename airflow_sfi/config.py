@@ -9,15 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.log import mask_secret
 
+from airflow_sfi.defaults import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_WAIT, DEFAULT_RAPIDAPI_HOST, DEFAULT_TIMEOUT
 from airflow_sfi.exceptions import SfiConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
-
-DEFAULT_RAPIDAPI_HOST = "soccer-football-info.p.rapidapi.com"
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_MAX_RETRY_WAIT = 60.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,12 @@ INTEGRATION = "Soccer Football Info"
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_sfi import __version__
+    from airflow_sfi.defaults import (
+        DEFAULT_MAX_ATTEMPTS,
+        DEFAULT_MAX_RETRY_WAIT,
+        DEFAULT_RAPIDAPI_HOST,
+        DEFAULT_TIMEOUT,
+    )
 
     def modules(*names: str) -> list[dict[str, Any]]:
         return [{"integration-name": INTEGRATION, "python-modules": list(names)}]
@@ -35,45 +41,53 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": INTEGRATION,
                 "connection-type": "sfi",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["login"],
+                    # The scheme belongs in the Base URL. Port stays: on Airflow 3.3.2 the Test button of a
+                    # saved connection with an empty Port sends port 0 and gets "Bad Request" (see README).
+                    "hidden-fields": ["login", "schema"],
                     "relabeling": {
                         "password": "API token / RapidAPI key",
                         "host": "Base URL (optional)",
-                        "schema": "URL scheme (optional)",
+                        "port": "Port (optional; a port in the Base URL wins)",
                     },
                     "placeholders": {
                         "host": "leave empty for the API; e.g. http://127.0.0.1:8080 for the sandbox",
-                        "schema": "https",
+                        "port": "443 for https, 80 for http",
                         "password": "the API token (direct) or the RapidAPI key",
                     },
                 },
+                # No "default" in the schemas: the UI would write each into the saved extra, and a later
+                # change of the hook's defaults would then never reach that connection.
                 "conn-fields": {
                     "auth_type": {
                         "label": "Auth type",
-                        "description": "direct: API token as ?t=; rapidapi: RapidAPI key in headers.",
-                        "schema": {"type": ["string", "null"], "enum": ["direct", "rapidapi"], "default": "direct"},
+                        "description": "direct (default): API token as ?t=; rapidapi: RapidAPI key in headers.",
+                        "schema": {"type": ["string", "null"], "enum": ["direct", "rapidapi"]},
                     },
                     "rapidapi_host": {
                         "label": "RapidAPI host",
-                        "description": "The X-RapidAPI-Host header (rapidapi only).",
-                        "schema": {"type": ["string", "null"], "default": "soccer-football-info.p.rapidapi.com"},
+                        "description": f"The X-RapidAPI-Host header (rapidapi only); default {DEFAULT_RAPIDAPI_HOST}.",
+                        "schema": {"type": ["string", "null"]},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": "Connect and read timeout of each call.",
-                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": 10},
+                        "description": f"Connect and read timeout of each call; default {DEFAULT_TIMEOUT:g}.",
+                        "schema": {"type": ["number", "null"], "minimum": 0.001},
                     },
                     "max_attempts": {
                         "label": "Attempts",
-                        "description": "Attempts per call, retries of 5xx, 429 and network errors included.",
-                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 3},
+                        "description": (
+                            f"Attempts per call, retries of 5xx, 429 and network errors included; "
+                            f"default {DEFAULT_MAX_ATTEMPTS}."
+                        ),
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
                     },
                     "max_retry_wait": {
                         "label": "Longest Retry-After to wait (seconds)",
                         "description": (
-                            "A 429 asking to wait longer fails the call; the operator then waits without a worker."
+                            "A 429 asking to wait longer fails the call; the operator then waits without a worker; "
+                            f"default {DEFAULT_MAX_RETRY_WAIT:g}."
                         ),
-                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 60},
+                        "schema": {"type": ["number", "null"], "minimum": 0},
                     },
                 },
             }

@@ -98,17 +98,21 @@ def report(run: Any, elapsed: float, sandbox: Any) -> int:
     if not first or not refreshed:
         print("No token was returned.")
         return 1
-    for label, token in (("first token", first), ("refreshed token", refreshed)):
+    for label, token in (("token in hand", first), ("after refresh", refreshed)):
         print(
             f"  {label:16} {fingerprint(token['token'])} ({'new' if token['is_new'] else 'reused'}), "
             f"channels {', '.join(token['allowed_channels'])}, expires {token['expires_at']}"
         )
-    differs = first["token"] != refreshed["token"]
-    print(f"  The refreshed token {'differs from' if differs else 'is the same as'} the first.")
+    extended = refreshed["expires_at"] > first["expires_at"]
+    same = first["token"] == refreshed["token"]
+    print(
+        f"  The refresh {'renewed the same token' if same else 'replaced the token'}"
+        f"{', moving its expiry later' if extended else ', but the expiry did not move'}."
+    )
     if sandbox is not None:
-        calls = sandbox.calls("ws/new")
-        print(f"  The sandbox answered {len(calls)} ws/new calls: {[c.status for c in calls]}")
-    return 0 if run.state == "success" and differs else 1
+        calls = [f"{c.path} {c.status}" for c in sandbox.calls()]
+        print(f"  The sandbox answered {len(calls)} calls: {', '.join(calls)}")
+    return 0 if run.state == "success" and extended else 1
 
 
 if __name__ == "__main__":

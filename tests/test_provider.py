@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,24 +53,52 @@ def test_every_listed_module_imports() -> None:
     assert getattr(importlib.import_module(module), name).conn_type == conn_type["connection-type"]
 
 
-def test_connection_form_fields_match_what_the_hook_reads() -> None:
-    from airflow_sfi.config import AUTH_MODES, SfiConfig
+def form() -> dict[str, Any]:
     from airflow_sfi.get_provider_info import get_provider_info
 
     (conn_type,) = get_provider_info()["connection-types"]
-    fields = conn_type["conn-fields"]
+    return conn_type
+
+
+def parsed(**extra: object) -> Any:
+    from airflow.sdk import Connection
+
+    from airflow_sfi.config import SfiConfig
+
+    conn = Connection(conn_id="form", conn_type="sfi", password="form-secret", extra=json.dumps(extra))
+    return SfiConfig.from_connection(conn)
+
+
+def test_the_form_accepts_exactly_what_the_hook_accepts() -> None:
+    """Each extra's schema against SfiConfig: the bounds it shows are the bounds the hook enforces."""
+    from airflow_sfi.config import AUTH_MODES
+    from airflow_sfi.exceptions import SfiConfigError
+
+    fields = form()["conn-fields"]
+    assert set(fields) == {"auth_type", "rapidapi_host", "timeout", "max_attempts", "max_retry_wait"}
     assert fields["auth_type"]["schema"]["enum"] == sorted(AUTH_MODES)
-    defaults = {name: field.default for name, field in SfiConfig.__dataclass_fields__.items()}
-    for name in ("rapidapi_host", "timeout", "max_attempts", "max_retry_wait"):
-        assert fields[name]["schema"]["default"] == defaults[name]
+    for auth_type in AUTH_MODES:
+        assert parsed(auth_type=auth_type).auth_type == auth_type
+    for name, field in fields.items():
+        schema = field["schema"]
+        assert "null" in schema["type"], f"{name} must stay optional"
+        assert "default" not in schema  # the UI would freeze it into every saved connection
+        assert "exclusiveMinimum" not in schema  # Airflow's form ignores it
+        if "minimum" in schema:
+            lowest = schema["minimum"]
+            assert getattr(parsed(**{name: lowest}), name) == lowest
+            with pytest.raises(SfiConfigError, match=f"extra {name!r} must be a number of at least"):
+                parsed(**{name: lowest - 0.0005})
+        # The description names the default the hook applies when the field is left empty.
+        default = getattr(parsed(), name)
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        assert shown in field["description"], name
 
 
-def test_field_behaviour_relabels_and_hides() -> None:
-    from airflow.providers_manager import ProvidersManager
-
-    behaviour = ProvidersManager().field_behaviours["sfi"]
-    assert behaviour["hidden_fields"] == ["login"]
-    assert behaviour["relabeling"]["password"] == "API token / RapidAPI key"
+def test_the_form_hides_what_the_base_url_covers() -> None:
+    behaviour = form()["ui-field-behaviour"]
+    assert behaviour["hidden-fields"] == ["login", "schema"]
+    assert parsed().base_url == "https://api.soccerfootball.info"
 
 
 def test_connections_test_command(sfi_sandbox: SandboxServer) -> None:

@@ -21,11 +21,13 @@ from airflow_sfi.sandbox.api import (
     TokenRecord,
 )
 from airflow_sfi.sandbox.server import SandboxServer
+from airflow_sfi.sandbox.watch import GapWatcher
 
 __all__ = [
     "DEFAULT_KEYS",
     "FAULTS",
     "PLANS",
+    "GapWatcher",
     "RequestRecord",
     "Sandbox",
     "SandboxKey",

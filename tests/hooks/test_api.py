@@ -230,6 +230,9 @@ def test_test_connection(monkeypatch: pytest.MonkeyPatch, sfi_sandbox: SandboxSe
     assert ok and message.startswith("Connected (direct): channels MAIN, token expires at ")
     ok, message = use(monkeypatch, sfi_sandbox.connection("sandbox-key-basic"), "sfi_basic").test_connection()
     assert not ok and "Token does not have permission" in message and "sandbox-key-basic" not in message
+    # The UI tests a form under a random temporary id: the message names the field, not that id.
+    ok, message = use(monkeypatch, sfi_sandbox.connection(timeout=0), "xq7rk2pz").test_connection()
+    assert (ok, message) == (False, "Invalid connection: extra 'timeout' must be a number of at least 0.001, got '0'")
 
 
 def test_the_hook_does_no_io_until_asked(monkeypatch: pytest.MonkeyPatch) -> None:
