@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
-from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.sandbox import GapWatcher, SandboxServer
 from tests.deployment import Deployment
 
 pytestmark = pytest.mark.deployment
 
 TTL = 20
-MARGIN = 8  # wide enough that refresh_token, started seconds after the sensor, still meets the old token
-ROTATIONS = 3
+MARGIN = 8
+LIFETIMES = 3  # per ws/renew mode
 SECRET_REFUSED = "refused-secret-key-1"
 SECRET_BAD = "bad-secret-key-2"
 
@@ -64,6 +65,19 @@ def xcom(airflow: Deployment, run_id: str, task_id: str) -> Any:
     return json.loads(rows[0][0]) if rows else None
 
 
+def published_token(airflow: Deployment) -> str | None:
+    """The token in the Variable sfi_ws_token now, as a consumer outside Airflow would read it."""
+    try:
+        rows = airflow.query("SELECT val, is_encrypted FROM variable WHERE key = 'sfi_ws_token'")
+        if not rows:
+            return None
+        value, encrypted = rows[0]
+        text = Fernet(airflow.fernet_key.encode()).decrypt(value.encode()).decode() if encrypted else value
+        return str(json.loads(text)["token"])
+    except Exception:  # a locked database: count it as a poll that saw nothing
+        return None
+
+
 def events(airflow: Deployment, run_id: str, task_id: str) -> list[str]:
     rows = airflow.query("SELECT event FROM log WHERE run_id = ? AND task_id = ? ORDER BY id", run_id, task_id)
     return [event for (event,) in rows]
@@ -76,8 +90,6 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
         lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == 4,
         timeout=120,
     )
-    airflow.cli("dags", "unpause", "sfi_token_rotation")
-
     # SQLite reuses the ids of deleted rows: key the triggers seen by id and creation time.
     triggers_seen: dict[tuple[int, str], tuple[str, Any, Any]] = {}
 
@@ -88,49 +100,75 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
             if triggerer_id is not None:
                 triggers_seen[trigger_id, created] = (classpath, airflow.trigger_kwargs(kwargs), triggerer_id)
 
-    def rotations_done() -> list[str] | None:
-        sample_triggers()
-        done = airflow.query(
-            "SELECT run_id FROM dag_run WHERE dag_id = 'sfi_token_rotation' AND state != 'running' ORDER BY id"
-        )
-        return [run_id for (run_id,) in done] if len(done) >= ROTATIONS else None
+    def refreshes_done(at_least: int) -> Any:
+        def probe() -> int | None:
+            sample_triggers()
+            (done,) = airflow.query(
+                "SELECT count(*) FROM task_instance WHERE dag_id = 'sfi_token_rotation' "
+                "AND task_id = 'refresh_token' AND state = 'success'"
+            )[0]
+            return done if done >= at_least else None
 
+        return probe
+
+    # Phase 1, ws/renew available: the token is renewed before it expires, and carried from run to run.
+    airflow.cli("dags", "unpause", "sfi_token_rotation")
     started = time.monotonic()
-    runs = airflow.wait_for(f"{ROTATIONS} rotations", rotations_done, timeout=ROTATIONS * 90, every=0.5)
+    with GapWatcher(api.sandbox, lambda: published_token(airflow), every=0.1) as renewing:
+        refreshed = airflow.wait_for(
+            f"{LIFETIMES} refreshes with renew", refreshes_done(LIFETIMES), timeout=LIFETIMES * 60 + 120, every=0.5
+        )
+        calls_renewing = len(api.calls())
+    lifetimes_renewing = refreshed + 1  # the first token's validity, then one per refresh
+    # Phase 2, ws/renew absent: each refresh waits out the token and gets a new one.
+    api.sandbox.renew = "absent"
+    with GapWatcher(api.sandbox, lambda: published_token(airflow), every=0.1) as replacing:
+        more = airflow.wait_for(
+            f"{LIFETIMES} refreshes without renew",
+            refreshes_done(refreshed + LIFETIMES),
+            timeout=LIFETIMES * (TTL + 40) + 60,
+            every=0.5,
+        )
+        calls_replacing = len(api.calls()) - calls_renewing
+    lifetimes_replacing = more - refreshed
     rotation_seconds = time.monotonic() - started
-    calls_after_rotations = len(api.calls("ws/new"))
     airflow.cli("dags", "pause", "sfi_token_rotation")
 
-    # Every finished run succeeded, each refresh got a new token, and the next run picked it up.
-    states = dict(airflow.query("SELECT run_id, state FROM dag_run WHERE dag_id = 'sfi_token_rotation'"))
-    assert [states[run_id] for run_id in runs[:ROTATIONS]] == ["success"] * ROTATIONS
-    refreshed = [xcom(airflow, run_id, "refresh_token") for run_id in runs[:ROTATIONS]]
-    assert all(token["is_new"] for token in refreshed)
-    assert len({token["token"] for token in refreshed}) == ROTATIONS
-    for previous, run_id in zip(refreshed, runs[1:ROTATIONS], strict=False):
-        got = xcom(airflow, run_id, "get_token")
-        assert (got["token"], got["is_new"]) == (previous["token"], False)
+    failed = airflow.query(
+        "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = 'sfi_token_rotation' "
+        "AND (state IN ('failed', 'upstream_failed', 'up_for_retry') OR try_number > 1)"
+    )
+    assert failed == []
+    renewals = [c for c in api.calls() if c.path.endswith("/ws/renew/")]
+    assert {c.status for c in renewals[:LIFETIMES]} == {200}
+    assert renewing.total_gap == 0.0, f"{renewing.total_gap:.2f} s without a valid token while renewing"
+    assert calls_renewing / lifetimes_renewing <= 1.5
+    assert replacing.longest_gap <= 3.0
+    assert calls_replacing / lifetimes_replacing <= 2.5
+    assert len(api.tokens()) >= LIFETIMES + 1  # phase 2 replaced the token each lifetime
 
-    # The waits were spent deferred, with the triggers running in the triggerer process. (refresh_token
-    # defers too when it starts before the old token expires; on a loaded machine it may start after.)
-    for run_id in runs[:ROTATIONS]:
-        assert "deferred" in events(airflow, run_id, "wait_until_near_expiry")
+    # The refresh ran in the triggerer (kwargs: a connection id and times, no token) and ended the task there.
     triggerer_jobs = {job_id for (job_id,) in airflow.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")}
-    assert triggers_seen, "no trigger was seen running"
-    expected_kwargs = {
-        "airflow.providers.standard.triggers.temporal.DateTimeTrigger": {"moment", "end_from_trigger"},
-        "airflow_sfi.triggers.ws_token.SfiWsTokenExpiryTrigger": {
+    refresh_triggers = [t for t in triggers_seen.values() if t[0].endswith("SfiWsTokenRefreshTrigger")]
+    assert refresh_triggers, "no refresh trigger was seen running"
+    for _, kwargs, triggerer_id in refresh_triggers:
+        assert triggerer_id in triggerer_jobs
+        assert set(kwargs) == {
+            "sfi_conn_id",
             "expires_at",
             "refresh_margin_seconds",
-            "end_from_trigger",
-        },
-    }
-    for classpath, kwargs, triggerer_id in triggers_seen.values():
-        assert set(kwargs) == expected_kwargs[classpath]
-        assert triggerer_id in triggerer_jobs
-    # Per rotation: get_token, the refresh's first answer (the old token, if still active), the new
-    # token; at most one more rotation was in flight.
-    assert ROTATIONS * 2 <= calls_after_rotations <= (ROTATIONS + 1) * 3
+            "action",
+            "required_channels",
+            "variable_key",
+        }
+    figures = (
+        f"renew available: {lifetimes_renewing} lifetimes, {calls_renewing} calls "
+        f"({calls_renewing / lifetimes_renewing:.2f} per lifetime), {renewing.total_gap:.2f} s without a valid token; "
+        f"renew absent: {lifetimes_replacing} lifetimes, {calls_replacing} calls "
+        f"({calls_replacing / lifetimes_replacing:.2f} per lifetime), longest gap {replacing.longest_gap:.2f} s, "
+        f"total {replacing.total_gap:.2f} s; {rotation_seconds:.0f} s"
+    )
+    api.sandbox.renew = "extend"
 
     # Failing and waiting runs: a 429 "next hour", connection refused, a wrong key; and RapidAPI.
     airflow.cli("dags", "unpause", "sfi_direct_token")
@@ -178,11 +216,10 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
 
     # No secret in any log file, process output, rendered template field or trigger.
     secrets = ["sandbox-key-pro", "sandbox-key-ultra", SECRET_REFUSED, SECRET_BAD, *api.issued_tokens]
-    assert len(api.issued_tokens) >= ROTATIONS + 1
     files = list(airflow.log_files())
     text = {path: path.read_text(errors="replace") for path in files}
     task_logs = [path for path in files if path.suffix == ".log" and "task_id=" in str(path)]
-    assert len(task_logs) >= ROTATIONS * 3
+    assert len(task_logs) >= LIFETIMES * 2
     everything = "\n".join(text.values())
     assert "connection refused" in everything and "Token is invalid" in everything  # the failures were logged
     assert "waiting until the rate limit resets" in everything
@@ -192,7 +229,5 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     trigger_kwargs = json.dumps([kwargs for _, kwargs, _ in triggers_seen.values()], default=str)
     for secret in secrets:
         assert secret not in rendered and secret not in trigger_kwargs
-    print(
-        f"\n{ROTATIONS} rotations in {rotation_seconds:.0f} s (TTL {TTL} s, margin {MARGIN} s); "
-        f"{calls_after_rotations} ws/new calls; {len(files)} log files searched for {len(secrets)} secrets"
-    )
+    print(f"\nRotation (TTL {TTL} s, margin {MARGIN} s): {figures}")
+    print(f"{len(files)} log files, the trigger kwargs and the rendered fields searched for {len(secrets)} secrets")

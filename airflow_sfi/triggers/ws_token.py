@@ -37,14 +37,7 @@ class SfiWsTokenExpiryTrigger(BaseTrigger):
         return expiry_of(self.expires_at) - datetime.timedelta(seconds=self.refresh_margin_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "expires_at": self.expires_at,
-                "refresh_margin_seconds": self.refresh_margin_seconds,
-                "end_from_trigger": self.end_from_trigger,
-            },
-        )
+        return _serialized(self, "expires_at", "refresh_margin_seconds", "end_from_trigger")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         refresh_at = self.refresh_at()
@@ -92,16 +85,8 @@ class SfiWsTokenRefreshTrigger(BaseTrigger):
         self.variable_key = variable_key
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "sfi_conn_id": self.sfi_conn_id,
-                "expires_at": self.expires_at,
-                "refresh_margin_seconds": self.refresh_margin_seconds,
-                "action": self.action,
-                "required_channels": self.required_channels,
-                "variable_key": self.variable_key,
-            },
+        return _serialized(
+            self, "sfi_conn_id", "expires_at", "refresh_margin_seconds", "action", "required_channels", "variable_key"
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -125,6 +110,11 @@ class SfiWsTokenRefreshTrigger(BaseTrigger):
             "Token refreshed: expires at %s (%.0f s left)", token.expires_at.isoformat(), token.seconds_left()
         )
         yield TaskSuccessEvent(xcoms=xcoms_of(token))
+
+
+def _serialized(trigger: BaseTrigger, *names: str) -> tuple[str, dict[str, Any]]:
+    """A trigger's classpath and the kwargs that rebuild it: the attributes named like its parameters."""
+    return f"{type(trigger).__module__}.{type(trigger).__qualname__}", {name: getattr(trigger, name) for name in names}
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 from airflow_sfi.exceptions import SfiChannelError
 from airflow_sfi.hooks.api import SfiHook
 from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.token import WsToken
 from airflow_sfi.triggers.ws_token import SfiWsTokenExpiryTrigger, SfiWsTokenRefreshTrigger
 
 
@@ -67,15 +68,20 @@ def test_the_name_before_the_rename_still_loads_with_a_warning() -> None:
     assert trigger.refresh_at() == pendulum.datetime(2024, 1, 15, 14, 25, tz="UTC")
 
 
+def refresh_trigger_for(held: WsToken, channels: list[str]) -> SfiWsTokenRefreshTrigger:
+    """A trigger for ``held`` whose refresh time has come (the margin is the sandbox's whole TTL)."""
+    return SfiWsTokenRefreshTrigger(
+        sfi_conn_id="sfi_default",
+        expires_at=held.expires_at.isoformat(),
+        refresh_margin_seconds=600,
+        required_channels=channels,
+    )
+
+
 @pytest.mark.sfi_sandbox(ttl=600)
 def test_refresh_trigger_renews_and_ends_the_task_with_the_token_as_xcom(sfi_sandbox: SandboxServer) -> None:
     held = SfiHook().get_ws_token()
-    trigger = SfiWsTokenRefreshTrigger(
-        sfi_conn_id="sfi_default",
-        expires_at=held.expires_at.isoformat(),
-        refresh_margin_seconds=600,  # due already: renew at once
-        required_channels=["MAIN"],
-    )
+    trigger = refresh_trigger_for(held, ["MAIN"])
     classpath, kwargs = trigger.serialize()
     assert SfiWsTokenRefreshTrigger(**kwargs).serialize() == (classpath, kwargs)
     event = first_event(trigger)
@@ -89,12 +95,6 @@ def test_refresh_trigger_renews_and_ends_the_task_with_the_token_as_xcom(sfi_san
 
 @pytest.mark.sfi_sandbox(ttl=600)
 def test_refresh_trigger_checks_the_channels(sfi_sandbox: SandboxServer) -> None:
-    held = SfiHook().get_ws_token()
-    trigger = SfiWsTokenRefreshTrigger(
-        sfi_conn_id="sfi_default",
-        expires_at=held.expires_at.isoformat(),
-        refresh_margin_seconds=600,
-        required_channels=["STATS"],
-    )
+    trigger = refresh_trigger_for(SfiHook().get_ws_token(), ["STATS"])
     with pytest.raises(SfiChannelError, match="does not grant STATS"):
         first_event(trigger)
