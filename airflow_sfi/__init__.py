@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Public names load on first use, so `import airflow_sfi` stays cheap at DAG-parse time.
 _LAZY = {

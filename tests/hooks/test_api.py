@@ -255,3 +255,13 @@ def test_no_log_record_carries_the_key_even_at_debug(
     assert "GET /v1/ws/new/?t=***" in said  # the request lines are there, the key is not
     assert key not in said and token.token not in said
     assert [c.status for c in sfi_sandbox.calls()] == [None, 500, 200]
+
+
+def test_the_old_module_path_still_imports_with_a_warning() -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop("airflow_sfi.hooks.sfi", None)
+    with pytest.warns(DeprecationWarning, match=r"airflow_sfi\.hooks\.sfi is deprecated"):
+        old = importlib.import_module("airflow_sfi.hooks.sfi")
+    assert old.SfiHook is SfiHook
