@@ -43,7 +43,14 @@ def test_wheel_holds_the_package_data_and_entry_points() -> None:
 def test_sdist_holds_tests_and_example_dags() -> None:
     with tarfile.open(built("*.tar.gz")) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    assert {"README.md", "LICENSE", "CHANGELOG.md", "example_dags/sfi_token_rotation.py", "tests/test_hook.py"} <= names
+    assert {
+        "README.md",
+        "LICENSE",
+        "CHANGELOG.md",
+        "example_dags/sfi_token_rotation.py",
+        "tests/hooks/test_api.py",
+        "tests/helpers.py",
+    } <= names
 
 
 def test_wheel_installs_and_registers_in_a_clean_environment(tmp_path: Path) -> None:
