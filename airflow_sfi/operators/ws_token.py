@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowRescheduleException
 
 from airflow_sfi.exceptions import SfiConfigError, SfiError, SfiRateLimitError
+from airflow_sfi.refresh import ACTIONS, Action
 from airflow_sfi.templating import is_template
 from airflow_sfi.timing import expiry_of, expiry_only
 from airflow_sfi.token import channel_list
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from airflow_sfi.hooks.api import SfiHook
     from airflow_sfi.token import WsToken
 
-ACTIONS = ("new", "renew", "refresh")
 # Ask again this long after expires_at, so the old token is surely gone on the API's side.
 EXPIRY_GRACE = datetime.timedelta(seconds=1)
 
@@ -76,7 +76,7 @@ class SfiWsTokenOperator(BaseOperator):
         required_channels: Sequence[str] | str = (),
         expires_at: Any = None,
         refresh_margin: datetime.timedelta = datetime.timedelta(minutes=5),
-        action: Literal["new", "renew", "refresh"] | None = None,
+        action: Action | None = None,
         min_validity: datetime.timedelta | None = None,
         variable_key: str | None = None,
         reuse_published: bool = False,

@@ -106,9 +106,7 @@ class SfiWsTokenRefreshTrigger(BaseTrigger):
         check_channels(token, self.required_channels)
         if self.variable_key:
             await asyncio.to_thread(publish, token, self.variable_key)
-        self.log.info(
-            "Token refreshed: expires at %s (%.0f s left)", token.expires_at.isoformat(), token.seconds_left()
-        )
+        self.log.info("Refreshed: expires at %s (%.0f s left)", token.expires_at.isoformat(), token.seconds_left())
         yield TaskSuccessEvent(xcoms=xcoms_of(token))
 
 

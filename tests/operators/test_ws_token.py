@@ -58,7 +58,7 @@ def test_missing_channels_fail_naming_them(sfi_sandbox: SandboxServer) -> None:
     [
         ({"required_channels": ["MAIN", "GOALS"]}, "unknown channel.*GOALS.*valid: MAIN, MAIN_REALTIME, ODDS"),
         ({"required_channels": [1]}, "must be channel names"),
-        ({"action": "extend"}, "action must be one of 'new', 'renew', 'refresh', got 'extend'"),
+        ({"action": "extend"}, "action must be one of 'refresh', 'renew', 'new', got 'extend'"),
         ({"action": "refresh"}, "action 'refresh' needs expires_at"),
         ({"expires_at": "2024-01-15 14:30", "min_validity": datetime.timedelta(1)}, "apply to getting a token"),
         ({"expires_at": "soon"}, "expires_at 'soon' is not a"),
