@@ -19,6 +19,7 @@ from airflow.sdk.log import mask_secret
 from airflow_sfi.config import SfiConfig
 from airflow_sfi.exceptions import (
     SfiApiError,
+    SfiConfigError,
     SfiError,
     SfiRateLimitError,
     SfiResponseError,
@@ -89,8 +90,6 @@ class SfiHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Make one ``ws/new`` call (it reuses an active token) and report the plan's channels."""
-        from airflow_sfi.exceptions import SfiConfigError
-
         try:
             token = self.get_ws_token()
         except SfiConfigError as exc:
