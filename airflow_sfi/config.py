@@ -84,7 +84,9 @@ class SfiConfig:
         secret = (conn.password or "").strip()
         if not secret:
             raise _invalid(conn, f"no password: put the {mode.secret_name} there")
-        mask_secret(secret)
+        # As it is sent in a query string too (urllib3 logs request lines at DEBUG).
+        for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
+            mask_secret(form)
         return cls(
             auth_type=auth_type,
             secret=secret,

@@ -81,7 +81,8 @@ def parse_ws_token_response(
     except (ValueError, RecursionError):
         payload = _NOT_JSON
     if payload is _NOT_JSON:
-        raise _failure(http_status, headers, f"with {_describe_body(body)}", note=f"and {_describe_body(body)}")
+        kind = _describe_body(body)
+        raise _failure(http_status, headers, f"with {kind}", note=f"and {kind}")
 
     if isinstance(payload, dict) and "message" in payload and "status" not in payload:
         # RapidAPI's own proxy answers {"message": ...} instead of the envelope.

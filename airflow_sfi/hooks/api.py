@@ -14,7 +14,7 @@ import requests
 import tenacity
 import urllib3.exceptions
 from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
+from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]  # public, missing from __all__
 
 from airflow_sfi.config import SfiConfig
 from airflow_sfi.exceptions import (
@@ -64,9 +64,7 @@ class SfiHook(BaseHook):
     @functools.cached_property
     def config(self) -> SfiConfig:
         """The connection, read and checked on first use."""
-        config = SfiConfig.from_connection(self.get_connection(self.sfi_conn_id))
-        _redact_from_url_logs(config.secret)
-        return config
+        return SfiConfig.from_connection(self.get_connection(self.sfi_conn_id))
 
     @functools.cached_property
     def session(self) -> requests.Session:
@@ -229,35 +227,22 @@ def _netloc(url: str) -> str:
     return urllib.parse.urlsplit(url).netloc
 
 
-class _SecretsFilter(logging.Filter):
-    """Replaces known secrets in the records of urllib3's loggers, which quote request URLs at DEBUG."""
+class _UrlLogRedactor(logging.Filter):
+    """Runs the records of urllib3's loggers, which quote request URLs at DEBUG, through Airflow's masker."""
 
     LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is the handler's to report; never break the request
             return True
-        if any(secret in message for secret in self.secrets):
-            for secret in sorted(self.secrets, key=len, reverse=True):
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+        redacted = str(redact(message))
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 
-_secrets_filter = _SecretsFilter()
-
-
-def _redact_from_url_logs(secret: str) -> None:
-    """Keep ``secret`` (as sent in a query, percent-encoded too) out of urllib3's request-line logs."""
-    if not _secrets_filter.secrets:
-        for name in _SecretsFilter.LOGGERS:
-            logging.getLogger(name).addFilter(_secrets_filter)
-    _secrets_filter.secrets.update(
-        {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)} - {""}
-    )
+_url_log_redactor = _UrlLogRedactor()
+for _name in _UrlLogRedactor.LOGGERS:
+    logging.getLogger(_name).addFilter(_url_log_redactor)

@@ -64,14 +64,14 @@ DEFAULT_KEYS: Mapping[str, SandboxKey] = {
 
 @dataclasses.dataclass(frozen=True)
 class RequestRecord:
-    """One request the sandbox answered (or dropped); ``at`` is the sandbox clock's time of the answer."""
+    """One request the sandbox answered (or dropped), at the sandbox clock's time; the repr leaves out the key."""
 
     at: float
     method: str
     path: str
     auth_type: str
     endpoint: str | None
-    key: str | None
+    key: str | None = dataclasses.field(repr=False)
     status: int | None
     fault: str | None = None
     client_port: int = 0
