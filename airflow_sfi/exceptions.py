@@ -90,3 +90,16 @@ class SfiTransportError(SfiError):
 
 class SfiChannelError(SfiError):
     """The token does not grant a channel the task requires."""
+
+
+class SfiSubscriptionError(SfiError):
+    """
+    The live feed cannot subscribe as asked, and no reconnect will change that: fix the subscription or the plan.
+
+    :param error_code: the vendor's code: ``CHANNEL_NOT_ALLOWED``, ``SUBSCRIPTION_LIMIT``,
+        ``INVALID_CHANNEL`` or ``INVALID_SCOPE``.
+    """
+
+    def __init__(self, message: str, *, error_code: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code

@@ -78,6 +78,8 @@ def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
         "sfi_direct_token",
         "sfi_rapidapi_token",
         "sfi_token_wait_in_triggerer",
+        "sfi_league_goals",
+        "sfi_match_pipeline",
     }
     ours = [
         w
@@ -182,3 +184,60 @@ def test_rate_limited_task_is_rescheduled_to_the_reset_and_succeeds(
     calls = sfi_sandbox.calls("ws/new")
     assert [c.status for c in calls] == [429, 200]
     assert calls[1].at - calls[0].at >= 2  # waited for the reset, not retried at once
+
+
+def play_when_subscribed(api: SandboxServer, topic: str, matches: Any) -> None:
+    """Play ``matches`` fast once a connection holds ``topic``, from a thread, as the sandbox's clock allows."""
+    import threading
+    import time
+
+    def play() -> None:
+        deadline = time.monotonic() + 60
+        while not any(topic in c.subscriptions and c.closed_at is None for c in api.ws_connections()):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        api.play(matches, minute_seconds=0.01)
+
+    threading.Thread(target=play, daemon=True).start()
+
+
+def test_match_pipeline_waits_for_the_end_of_the_match_then_processes_it(sfi_sandbox: SandboxServer) -> None:
+    from airflow_sfi.sandbox import default_matches
+
+    match = default_matches()[0]  # the DAG's default match_id
+    play_when_subscribed(sfi_sandbox, f"MAIN:match:{match.match_id}", [match])
+    run, tis, events = run_dag("sfi_match_pipeline")
+    assert run.state == "success"
+    assert events["wait_for_match_end"][:2] == ["running", "deferred"]
+    final = tis["wait_for_match_end"].xcom_pull(task_ids="wait_for_match_end")
+    assert (final["type"], final["match_id"]) == ("match_end", match.match_id)
+    summary = tis["process_match"].xcom_pull(task_ids="process_match")
+    assert summary == {"match_id": match.match_id, "minute": 90, "score": [3, 2]}
+    # The sensor's one socket, closed when the wait ended; no secret in what Airflow stored.
+    (socket,) = sfi_sandbox.ws_connections()
+    assert socket.closed_at is not None
+    rendered = json.dumps(rendered_fields(run.run_id))
+    assert match.match_id in rendered
+    for secret in [*sfi_sandbox.issued_tokens, "sandbox-key-pro"]:
+        assert secret not in rendered and secret not in json.dumps(final)
+
+
+def test_league_goals_is_scheduled_by_a_watcher_and_reads_its_batch_once() -> None:
+    import runpy
+    from types import SimpleNamespace
+
+    from airflow_sfi.triggers.feed import SfiMatchEventTrigger
+
+    module = runpy.run_path(str(DAGS / "sfi_league_goals.py"))
+    asset = module["league_goals"]
+    (watcher,) = asset.watchers
+    assert isinstance(watcher.trigger, SfiMatchEventTrigger)
+    kwargs = watcher.trigger.serialize()[1]
+    assert (kwargs["scope"], kwargs["scope_id"], kwargs["event_types"]) == ("league", module["LEAGUE_ID"], ["goal"])
+    # A burst may reach one run as a batch, a goal possibly twice: each once, oldest first.
+    goal = {"key": "k1", "ts": 2, "match_id": "m", "data": {"minute": 12, "score": [1, 0]}}
+    earlier = {"key": "k0", "ts": 1, "match_id": "m", "data": {"minute": 3, "score": [0, 1]}}
+    batch = [SimpleNamespace(extra={"payload": p}) for p in (goal, earlier, goal)]
+    record_goals = parse().get_dag("sfi_league_goals").get_task("record_goals").python_callable
+    assert record_goals(triggering_asset_events={asset: batch}) == [earlier, goal]

@@ -1,0 +1,150 @@
+"""
+Triggers on live match events: one for an ``AssetWatcher`` (every matching event), one for a
+deferred sensor (the first). Their kwargs hold a connection id and a selection, never a token: the
+token is fetched inside ``run()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+
+from airflow_sfi.events import EVENT_TYPES, Deduplicator, FeedEvent, Subscription
+from airflow_sfi.exceptions import SfiConfigError, SfiError
+from airflow_sfi.triggers.ws_token import _serialized
+
+# After a configuration error a watcher waits this long before trying again: raising would make the
+# triggerer restart it at once, in a loop.
+CONFIGURATION_RETRY_SECONDS = 600.0
+# The asset state key under which a watcher keeps its dedupe state.
+STATE_KEY = "sfi_feed_dedupe"
+
+
+def event_type_list(event_types: Sequence[str] | str | None, owner: str) -> list[str]:
+    """
+    Check event type names (``goal``, ``match_end``, ``stats_update``...); empty means every type.
+
+    :param event_types: the names, a list or one name.
+    :param owner: who gave them, for the error message.
+    """
+    names = [event_types] if isinstance(event_types, str) else list(event_types or [])
+    unknown = sorted(str(name) for name in names if name not in EVENT_TYPES)
+    if unknown:
+        raise SfiConfigError(
+            f"{owner}: unknown event type(s) {', '.join(unknown)}; valid: {', '.join(sorted(EVENT_TYPES))}"
+        )
+    return names
+
+
+class _FeedTrigger(BaseTrigger):
+    """What both triggers share: the selection, its kwargs, and the filtered stream."""
+
+    def __init__(
+        self,
+        *,
+        sfi_conn_id: str = "sfi_default",
+        channel: str = "MAIN",
+        scope: str = "all",
+        scope_id: str | None = None,
+        event_types: list[str] | None = None,
+        ping_interval: float = 30.0,
+        renew_margin_seconds: float = 300.0,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.sfi_conn_id = sfi_conn_id
+        self.channel = channel
+        self.scope = scope
+        self.scope_id = scope_id
+        self.event_types = event_type_list(event_types, type(self).__name__)
+        self.ping_interval = ping_interval
+        self.renew_margin_seconds = renew_margin_seconds
+        self.subscription = Subscription(channel, scope, scope_id)  # checked here, at DAG parse
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return _serialized(
+            self, "sfi_conn_id", "channel", "scope", "scope_id", "event_types", "ping_interval", "renew_margin_seconds"
+        )
+
+    async def matching(self, dedupe: Deduplicator) -> AsyncIterator[FeedEvent]:
+        """The selected events, each once, until cancelled; configuration errors raise."""
+        from airflow_sfi.hooks.feed import SfiFeedHook
+
+        hook = SfiFeedHook(self.sfi_conn_id, ping_interval=self.ping_interval, renew_margin=self.renew_margin_seconds)
+        async for event in hook.events([self.subscription], dedupe):
+            if not self.event_types or event.type in self.event_types:
+                yield event
+
+
+class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
+    """
+    Fire on every live event that matches, for an ``AssetWatcher``: each one updates the asset.
+
+    Each event's payload is :meth:`~airflow_sfi.events.FeedEvent.to_payload`: the event with its
+    dedupe ``key``. The dedupe state (recent keys and the watermark) is kept in the asset's state
+    store, so a restarted watcher does not fire again for events it already fired for. A
+    configuration error (a channel the plan lacks, a bad key) is logged and retried every
+    :data:`CONFIGURATION_RETRY_SECONDS`, not raised.
+
+    :param sfi_conn_id: the Airflow connection.
+    :param channel: the channel to subscribe to (MAIN, STATS, ODDS or a ``_REALTIME`` one).
+    :param scope: ``all``, ``match`` or ``league``.
+    :param scope_id: the match or league id for those scopes.
+    :param event_types: fire only for these (e.g. ``["goal"]``); all when empty.
+    :param ping_interval: seconds between pings to the server.
+    :param renew_margin_seconds: renew the token this long before it expires.
+    """
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        store, state = await self._restore()
+        dedupe = Deduplicator.from_state(state)
+        while True:
+            failure = "the live feed stopped"
+            try:
+                async for event in self.matching(dedupe):
+                    yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
+                    if store is not None:
+                        await store.aset(STATE_KEY, dedupe.to_state())
+            except SfiError as exc:
+                failure = str(exc)
+            self.log.error(
+                "The live feed cannot run as configured: %s. Trying again in %.0f s.",
+                failure,
+                CONFIGURATION_RETRY_SECONDS,
+            )
+            await asyncio.sleep(CONFIGURATION_RETRY_SECONDS)
+
+    async def _restore(self) -> tuple[Any, Any]:
+        """(the asset's state store, the stored dedupe state); (None, None) when there is none to use."""
+        store = self.asset_state_store
+        if store is None:
+            return None, None
+        try:
+            return store, await store.aget(STATE_KEY)
+        except ValueError:  # the store serves several assets: it must be told which
+            self.log.warning("This trigger watches several assets: its dedupe state lives in memory only")
+            return None, None
+
+
+class SfiMatchEventWaitTrigger(_FeedTrigger):
+    """
+    Fire once, on the first live event that matches: the deferred wait of :class:`SfiMatchEventSensor`.
+
+    Yields ``{"status": "event", "event": <payload>}``, or ``{"status": "error", "message": ...}``
+    when the feed cannot run as configured.
+
+    Parameters as :class:`SfiMatchEventTrigger`.
+    """
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        failure = None
+        try:
+            async for event in self.matching(Deduplicator()):
+                self.log.info("Live event %s of match %s arrived", event.type, event.match_id)
+                yield TriggerEvent({"status": "event", "event": event.to_payload()})  # type: ignore[no-untyped-call]
+                return
+        except SfiError as exc:
+            failure = str(exc)
+        yield TriggerEvent({"status": "error", "message": failure})  # type: ignore[no-untyped-call]

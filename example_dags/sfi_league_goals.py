@@ -1,0 +1,57 @@
+"""
+Every goal of one league, as it happens: an ``AssetWatcher`` on the live feed updates an asset, and
+the asset schedules this DAG.
+
+The watcher (``SfiMatchEventTrigger``) runs in the triggerer, holds the WebSocket, and fires once per
+goal; each asset event's ``extra["payload"]`` is the goal, with a dedupe ``key``. Airflow may start
+one run for several goals that arrived close together, so the task reads
+``triggering_asset_events`` as a batch, and drops any key it has already seen in that batch.
+Set ``SFI_LEAGUE_ID`` to the league to follow (the default is one of the sandbox's).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from airflow_sfi.triggers.feed import SfiMatchEventTrigger
+
+LEAGUE_ID = os.environ.get("SFI_LEAGUE_ID", "e8f1c2d3a4b50001")
+
+league_goals = Asset(
+    "sfi_league_goals",
+    watchers=[
+        AssetWatcher(
+            name="sfi_league_goals_watcher",
+            trigger=SfiMatchEventTrigger(
+                sfi_conn_id="sfi_default", channel="MAIN", scope="league", scope_id=LEAGUE_ID, event_types=["goal"]
+            ),
+        )
+    ],
+)
+
+with DAG(
+    dag_id="sfi_league_goals",
+    schedule=[league_goals],
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["sfi"],
+    doc_md=__doc__,
+):
+
+    @task
+    def record_goals(**context: Any) -> list[dict[str, Any]]:
+        """Each goal of this run's batch, once, oldest first."""
+        goals: dict[str, dict[str, Any]] = {}
+        for asset_event in context["triggering_asset_events"][league_goals]:
+            payload = asset_event.extra["payload"]
+            goals.setdefault(payload["key"], payload)
+        for goal in sorted(goals.values(), key=lambda g: g["ts"]):
+            data = goal["data"]
+            print(f"Goal in match {goal['match_id']}, minute {data.get('minute')}: {data.get('score')}")
+        return sorted(goals.values(), key=lambda g: g["ts"])
+
+    record_goals()

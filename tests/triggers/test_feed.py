@@ -1,0 +1,212 @@
+"""The live-feed triggers, run as the triggerer runs them (one asyncio loop) against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from airflow_sfi.exceptions import SfiConfigError, SfiSubscriptionError
+from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.triggers import feed as feed_triggers
+from airflow_sfi.triggers.feed import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger
+
+MATCH = "0123456789abcdef"
+LEAGUE = "fedcba9876543210"
+OTHER = "1111111111111111"
+
+
+class Store:
+    """Stands in for the asset state store the triggerer injects (an RPC to its supervisor)."""
+
+    def __init__(self, serves_one_asset: bool = True) -> None:
+        self.values: dict[str, Any] = {}
+        self.serves_one_asset = serves_one_asset
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        if not self.serves_one_asset:
+            raise ValueError("Task has 2 concrete inlets and outlets")
+        return json.loads(json.dumps(self.values.get(key, default)))
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def rebuilt(trigger: Any) -> Any:
+    """The trigger as the triggerer builds it from its row: classpath and kwargs, through JSON."""
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+
+
+async def fire(trigger: Any, during: Callable[[], Any], settle: float = 0.4) -> list[dict[str, Any]]:
+    """Run the trigger while ``during`` runs in a thread (once it is connected); the payloads it yielded."""
+    payloads: list[dict[str, Any]] = []
+    events: AsyncIterator[Any] = trigger.run()
+
+    async def consume() -> None:
+        async for event in events:
+            payloads.append(event.payload)
+
+    task = asyncio.create_task(consume())
+    try:
+        await connected(task)
+        await asyncio.to_thread(during)
+        await asyncio.sleep(settle)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return payloads
+
+
+API: SandboxServer | None = None
+
+
+async def connected(task: asyncio.Task[Any], timeout: float = 5.0) -> None:
+    assert API is not None
+    deadline = time.monotonic() + timeout
+    while not any(c.closed_at is None and c.subscriptions for c in API.ws_connections()):
+        if task.done():
+            task.result()
+            return
+        assert time.monotonic() < deadline, "the trigger never connected"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def sandbox(sfi_sandbox: SandboxServer) -> SandboxServer:
+    global API
+    API = sfi_sandbox
+    return sfi_sandbox
+
+
+def goal(api: SandboxServer, n: int, league: str = LEAGUE, type_: str = "goal") -> None:
+    api.emit("MAIN", type_, match_id=MATCH, league_id=league, data={"n": n})
+
+
+def test_kwargs_hold_the_selection_and_no_secret(sfi_sandbox: SandboxServer) -> None:
+    trigger = SfiMatchEventTrigger(channel="MAIN", scope="league", scope_id=LEAGUE, event_types=["goal"])
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_sfi.triggers.feed.SfiMatchEventTrigger"
+    assert kwargs == {
+        "sfi_conn_id": "sfi_default",
+        "channel": "MAIN",
+        "scope": "league",
+        "scope_id": LEAGUE,
+        "event_types": ["goal"],
+        "ping_interval": 30.0,
+        "renew_margin_seconds": 300.0,
+    }
+    assert rebuilt(trigger).serialize() == (classpath, kwargs)
+    wait = SfiMatchEventWaitTrigger(scope="match", scope_id=MATCH, event_types=["match_end"])
+    assert wait.serialize()[0] == "airflow_sfi.triggers.feed.SfiMatchEventWaitTrigger"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"channel": "RADIO"}, SfiSubscriptionError, "unknown channel 'RADIO'"),
+        ({"scope": "league"}, SfiSubscriptionError, "needs an id"),
+        ({"event_types": ["goal", "own_goal"]}, SfiConfigError, "unknown event type.*own_goal"),
+    ],
+)
+def test_a_bad_selection_fails_when_the_dag_is_parsed(kwargs: dict[str, Any], error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        SfiMatchEventTrigger(**kwargs)
+
+
+def test_the_watcher_fires_for_matching_events_and_stores_its_state(sfi_sandbox: SandboxServer) -> None:
+    trigger = rebuilt(SfiMatchEventTrigger(scope="league", scope_id=LEAGUE, event_types=["goal"]))
+    trigger.asset_state_store = store = Store()
+
+    def play() -> None:
+        goal(sfi_sandbox, 1)
+        goal(sfi_sandbox, 2, league=OTHER)
+        goal(sfi_sandbox, 3, type_="halftime")
+        goal(sfi_sandbox, 4)
+
+    payloads = asyncio.run(fire(trigger, play))
+    assert [(p["type"], p["data"]["n"], p["league_id"]) for p in payloads] == [("goal", 1, LEAGUE), ("goal", 4, LEAGUE)]
+    assert all(set(p) == {"key", "channel", "type", "match_id", "league_id", "ts", "data"} for p in payloads)
+    state = store.values[STATE_KEY]
+    # Every event the league's subscription brought is remembered (the halftime too); the watermark is goal 4's.
+    assert len(state["keys"]) == 3
+    assert {p["key"] for p in payloads} <= {key for key, _ in state["keys"]}
+    assert state["watermark"] == payloads[-1]["ts"]
+
+
+@pytest.mark.sfi_sandbox(replay=10)
+def test_a_restarted_watcher_does_not_fire_again_for_what_the_server_replays(sfi_sandbox: SandboxServer) -> None:
+    store = Store()
+    first = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    first.asset_state_store = store
+    before = asyncio.run(fire(first, lambda: [goal(sfi_sandbox, n) for n in (1, 2, 3)]))
+    assert [p["data"]["n"] for p in before] == [1, 2, 3]
+
+    second = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    second.asset_state_store = store
+    after = asyncio.run(fire(second, lambda: goal(sfi_sandbox, 4)))
+    assert [p["data"]["n"] for p in after] == [4]
+    # The server did replay the three goals to the new connection: the stored state dropped them.
+    last = sfi_sandbox.ws_connections()[-1]
+    assert last.subscriptions == ("MAIN:all",)
+    assert sum(e.recipients for e in sfi_sandbox.emitted()) == 4
+
+
+@pytest.mark.sfi_sandbox(replay=10)
+def test_without_a_single_asset_store_the_state_lives_in_memory(sfi_sandbox: SandboxServer) -> None:
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    trigger.asset_state_store = store = Store(serves_one_asset=False)
+    payloads = asyncio.run(fire(trigger, lambda: goal(sfi_sandbox, 1)))
+    assert [p["data"]["n"] for p in payloads] == [1]
+    assert store.values == {}
+
+
+def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(feed_triggers, "CONFIGURATION_RETRY_SECONDS", 0.3)
+    trigger = rebuilt(SfiMatchEventTrigger(channel="STATS"))  # the PRO plan has MAIN only
+
+    async def run_for(seconds: float) -> None:
+        task = asyncio.create_task(anext(trigger.run()))
+        await asyncio.sleep(seconds)
+        assert not task.done()  # neither an event nor an exception: it waits, then tries again
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run_for(1.0))
+    assert 3 <= len(sfi_sandbox.calls("ws/new")) <= 4  # one attempt per retry period, no storm
+    assert sfi_sandbox.ws_connections() == []
+    out = capfd.readouterr().out
+    assert "cannot run as configured" in out and "STATS" in out
+
+
+def test_the_wait_trigger_fires_once_with_the_first_match(sfi_sandbox: SandboxServer) -> None:
+    trigger = rebuilt(SfiMatchEventWaitTrigger(scope="match", scope_id=MATCH, event_types=["match_end"]))
+
+    def play() -> None:
+        goal(sfi_sandbox, 1)
+        goal(sfi_sandbox, 2, type_="match_end")
+        goal(sfi_sandbox, 3, type_="match_end")
+
+    payloads = asyncio.run(fire(trigger, play))
+    assert len(payloads) == 1
+    assert payloads[0]["status"] == "event"
+    assert (payloads[0]["event"]["type"], payloads[0]["event"]["data"]) == ("match_end", {"n": 2})
+
+
+def test_the_wait_trigger_reports_a_configuration_error_as_an_event(sfi_sandbox: SandboxServer) -> None:
+    trigger = rebuilt(SfiMatchEventWaitTrigger(channel="ODDS"))
+
+    async def first() -> Any:
+        return await anext(trigger.run())
+
+    event = asyncio.run(first())
+    assert event.payload["status"] == "error"
+    assert "ODDS" in event.payload["message"]
