@@ -22,7 +22,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-sfi",
         "name": INTEGRATION,
-        "description": "Soccer Football Info API: WebSocket tokens for the live feed, kept valid.",
+        "description": "Soccer Football Info API: WebSocket tokens kept valid, and live match events in DAGs.",
         "versions": [__version__],
         "integrations": [
             {
@@ -31,10 +31,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": modules("airflow_sfi.hooks.api"),
+        "hooks": modules("airflow_sfi.hooks.api", "airflow_sfi.hooks.feed"),
         "operators": modules("airflow_sfi.operators.ws_token"),
-        "sensors": modules("airflow_sfi.sensors.ws_token"),
-        "triggers": modules("airflow_sfi.triggers.ws_token"),
+        "sensors": modules("airflow_sfi.sensors.ws_token", "airflow_sfi.sensors.match_event"),
+        "triggers": modules("airflow_sfi.triggers.ws_token", "airflow_sfi.triggers.match_event"),
         "connection-types": [
             {
                 "hook-class-name": "airflow_sfi.hooks.api.SfiHook",

@@ -227,7 +227,7 @@ def test_league_goals_is_scheduled_by_a_watcher_and_reads_its_batch_once() -> No
     import runpy
     from types import SimpleNamespace
 
-    from airflow_sfi.triggers.feed import SfiMatchEventTrigger
+    from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 
     module = runpy.run_path(str(DAGS / "sfi_league_goals.py"))
     asset = module["league_goals"]

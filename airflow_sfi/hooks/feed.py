@@ -41,9 +41,16 @@ TOKEN_REFUSED_STATUSES = frozenset({401, 403})
 RECONNECT_BACKOFF = tenacity.wait_exponential(multiplier=0.5, max=30.0) + tenacity.wait_random(0, 0.5)
 # Events waiting for the consumer; beyond it the socket is read no faster than they are consumed.
 QUEUE_SIZE = 1000
-# websockets logs the request line, ?token= included, at DEBUG: its records for our connections go here.
-_WS_LOG = logging.getLogger("airflow_sfi.feed.websockets")
-_WS_LOG.setLevel(logging.INFO)
+
+
+class _AboveDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs the request line, ``?token=`` included, at DEBUG: never let it, whatever the levels say."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+_WS_LOG = _AboveDebug(logging.getLogger("airflow_sfi.feed.websockets"), {})
 
 
 class _RetryError(Exception):

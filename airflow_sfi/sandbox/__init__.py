@@ -7,8 +7,12 @@ with SandboxServer(ttl=5) as api:
     ...
     assert len(api.calls("ws/new")) == 1
 
+The tokens' ``server`` is the sandbox's own WebSocket server (``api.ws_url``); ``api.play()`` plays
+:func:`default_matches` on it, ``api.emit(...)`` sends one event, ``api.inject_ws(...)`` breaks it.
+
 :mod:`~airflow_sfi.sandbox.api` holds the behaviour (:class:`Sandbox`), :mod:`~airflow_sfi.sandbox.server`
-the HTTP transport (:class:`SandboxServer`).
+the HTTP transport (:class:`SandboxServer`), :mod:`~airflow_sfi.sandbox.feed` the WebSocket's rules
+(:class:`Feed`) and :mod:`~airflow_sfi.sandbox.ws` its transport.
 """
 
 from airflow_sfi.sandbox.api import (
@@ -20,6 +24,15 @@ from airflow_sfi.sandbox.api import (
     SandboxKey,
     TokenRecord,
 )
+from airflow_sfi.sandbox.feed import (
+    EmittedEvent,
+    Feed,
+    MatchScript,
+    Playback,
+    ScriptedEvent,
+    WsConnectionRecord,
+    default_matches,
+)
 from airflow_sfi.sandbox.server import SandboxServer
 from airflow_sfi.sandbox.watch import GapWatcher
 
@@ -27,10 +40,17 @@ __all__ = [
     "DEFAULT_KEYS",
     "FAULTS",
     "PLANS",
+    "EmittedEvent",
+    "Feed",
     "GapWatcher",
+    "MatchScript",
+    "Playback",
     "RequestRecord",
     "Sandbox",
     "SandboxKey",
     "SandboxServer",
+    "ScriptedEvent",
     "TokenRecord",
+    "WsConnectionRecord",
+    "default_matches",
 ]

@@ -1,4 +1,4 @@
-"""``python -m airflow_sfi.sandbox``: run the sandbox API until interrupted."""
+"""``python -m airflow_sfi.sandbox``: run the sandbox API and its WebSocket server until interrupted."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import threading
 
 from airflow_sfi.sandbox.api import DEFAULT_KEYS, RENEW_MODES
+from airflow_sfi.sandbox.feed import default_matches
 from airflow_sfi.sandbox.server import SandboxServer
 
 
@@ -22,15 +23,28 @@ def main(argv: list[str] | None = None) -> None:
         default="extend",
         help="ws/renew extends the active token (default) or is absent (404, like an unknown path)",
     )
+    parser.add_argument("--play", action="store_true", help="play the default matches on the WebSocket, looping")
+    parser.add_argument("--minute-seconds", type=float, default=1.0, help="real seconds per match minute (--play)")
+    parser.add_argument("--replay", type=int, default=0, help="messages per topic re-sent after a subscribe")
     args = parser.parse_args(argv)
     if args.ttl <= 0:
         parser.error("--ttl must be positive")
-    options = {"ttl": args.ttl, "rate_limit": args.rate_limit, "renew": args.renew}
+    if args.minute_seconds <= 0:
+        parser.error("--minute-seconds must be positive")
+    if args.replay < 0:
+        parser.error("--replay must not be negative")
+    options = {"ttl": args.ttl, "rate_limit": args.rate_limit, "renew": args.renew, "replay": args.replay}
     with SandboxServer(args.host, args.port, verbose=True, **options) as api:
         print(f"Sandbox API on {api.url} (token TTL {args.ttl:g} s, ws/renew {args.renew}). Keys:", flush=True)
         for key, info in DEFAULT_KEYS.items():
             print(f"  {key:24} {info.plan:5} {info.state}", flush=True)
         print(f"Direct: {api.url}/v1/ws/new/?t=<key>   RapidAPI: {api.url}/ws/new/ with X-RapidAPI-Key", flush=True)
+        print(f"WebSocket on {api.ws_url} (replay {args.replay}): connect to ws/new's server", flush=True)
+        if args.play:
+            matches = default_matches()
+            api.play(matches, minute_seconds=args.minute_seconds, loop=True)
+            ids = ", ".join(f"{m.match_id} (league {m.league_id})" for m in matches)
+            print(f"Playing, looped, one match minute every {args.minute_seconds:g} s: {ids}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
 

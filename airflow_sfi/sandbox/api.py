@@ -135,6 +135,8 @@ class Sandbox:
         "No active token to renew" when it has none); ``absent``: ``ws/renew`` is answered, and
         logged, as an unknown path (the vendor documents its name only).
     :param ws_url: the WebSocket server the tokens point at.
+    :param max_connections: overrides the plan's ``max_connections`` for every key when set.
+    :param max_subscribe: overrides the plan's ``max_subscribe_per_connection`` for every key when set.
     :param clock: seconds since the epoch; injectable for tests. Every time the sandbox keeps
         (request log, token history, rate windows) comes from it.
     """
@@ -150,6 +152,8 @@ class Sandbox:
         retry_after: bool = False,
         renew: str = "extend",
         ws_url: str = "wss://ws-eu.soccerfootball.info/",
+        max_connections: int | None = None,
+        max_subscribe: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if ttl <= 0 or rate_limit < 0 or rate_window <= 0:
@@ -158,6 +162,8 @@ class Sandbox:
             raise ValueError("reset_style must be 'seconds' or 'epoch'")
         if renew not in RENEW_MODES:
             raise ValueError(f"renew must be 'extend' or 'absent', got {renew!r}")
+        if (max_connections is not None and max_connections < 0) or (max_subscribe is not None and max_subscribe < 0):
+            raise ValueError("max_connections and max_subscribe must not be negative")
         self.keys = dict(DEFAULT_KEYS if keys is None else keys)
         self.ttl = ttl
         self.rate_limit = rate_limit
@@ -166,6 +172,8 @@ class Sandbox:
         self.retry_after = retry_after
         self.renew = renew
         self.ws_url = ws_url
+        self.max_connections = max_connections
+        self.max_subscribe = max_subscribe
         self.clock = clock
         self.requests: list[RequestRecord] = []
         self._tokens: list[TokenRecord] = []  # every token issued, in issue order
@@ -216,6 +224,26 @@ class Sandbox:
         """Whether ``token`` was valid at ``moment`` (sandbox clock); False for a token never issued."""
         with self._lock:
             return any(r.token == token and r.valid_at(moment) for r in self._tokens)
+
+    def token_limits(self, token: str) -> tuple[tuple[str, ...], int, int] | None:
+        """
+        What a WebSocket token allows, whether or not it is valid now; None for a token never issued.
+
+        :returns: (allowed channels, max connections, max subscriptions per connection), from its key's
+            plan and the ``max_connections`` / ``max_subscribe`` overrides.
+        """
+        with self._lock:
+            key = next((r.key for r in self._tokens if r.token == token), None)
+        info = None if key is None else self.keys.get(key)
+        return None if info is None else self._limits(info.plan)
+
+    def _limits(self, plan: str) -> tuple[tuple[str, ...], int, int]:
+        channels, max_connections, max_subscribe = PLANS[plan]
+        if self.max_connections is not None:
+            max_connections = self.max_connections
+        if self.max_subscribe is not None:
+            max_subscribe = self.max_subscribe
+        return channels, max_connections, max_subscribe
 
     @property
     def issued_tokens(self) -> list[str]:
@@ -371,7 +399,7 @@ class Sandbox:
                     record = dataclasses.replace(record, expires_at=expires, renewed_at=(*record.renewed_at, now))
                     self._tokens[index] = record
                 is_new = False
-        channels, max_connections, max_subscribe = PLANS[info.plan]
+        channels, max_connections, max_subscribe = self._limits(info.plan)
         item = {
             "is_new": is_new,
             "token": record.token,

@@ -13,9 +13,12 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_sfi.sandbox.api import RequestRecord, Sandbox, TokenRecord
+from airflow_sfi.sandbox.feed import EmittedEvent, Feed, MatchScript, Playback, WsConnectionRecord
+from airflow_sfi.sandbox.ws import WsServer
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -70,26 +73,43 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
 class SandboxServer:
     """
-    The sandbox API on a real socket, started in a background thread.
+    The sandbox API on a real socket, and its WebSocket server on another, in background threads.
 
-    Use it as a context manager; ``port=0`` picks a free port. Every keyword of :class:`Sandbox`
-    is accepted (``ttl``, ``keys``, ``rate_limit``, ``renew``...).
+    Use it as a context manager; ``port=0`` picks a free port (the WebSocket server always takes a
+    free one). Every keyword of :class:`Sandbox` is accepted (``ttl``, ``keys``, ``rate_limit``,
+    ``renew``, ``max_connections``, ``max_subscribe``...). Unless ``ws_url`` is given, the tokens'
+    ``server`` points at this WebSocket server.
 
     :param host: the address to bind; loopback by default.
     :param port: the port, 0 for any free one.
-    :param verbose: print one line per request (path only, never the query).
+    :param verbose: print one line per request (path only, never the query) and per WebSocket
+        handshake and close.
+    :param replay: see :class:`~airflow_sfi.sandbox.feed.Feed`.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, verbose: bool = False, **options: Any) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, verbose: bool = False, replay: int = 0, **options: Any
+    ) -> None:
         self.sandbox = Sandbox(**options)
+        self.feed = Feed(self.sandbox, replay=replay)
         self._address = (host, port)
         self._verbose = verbose
+        self._own_ws_url = "ws_url" not in options
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._ws: WsServer | None = None
 
     def start(self) -> SandboxServer:
         if self._server is None:
-            self._server = _HTTPServer(self._address, self.sandbox, self._verbose)
+            # The WebSocket server first: no token is issued pointing elsewhere.
+            self._ws = WsServer(self.feed, self.host, 0, verbose=self._verbose).start()
+            if self._own_ws_url:
+                self.sandbox.ws_url = self._ws.url
+            try:
+                self._server = _HTTPServer(self._address, self.sandbox, self._verbose)
+            except BaseException:
+                self.stop()
+                raise
             # A short poll interval: stop() waits for the serving loop to notice, 0.5 s by default.
             serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
             self._thread = threading.Thread(target=serve, name="sfi-sandbox", daemon=True)
@@ -97,6 +117,10 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        self.feed.stop_playing()
+        if self._ws is not None:
+            self._ws.stop()
+            self._ws = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -124,6 +148,11 @@ class SandboxServer:
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:8080``, to put in the connection's host."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket server's URL, e.g. ``ws://127.0.0.1:8081/``; clients add ``?token=``."""
+        return self._running_ws().url
 
     def connection(self, key: str = "sandbox-key-pro", auth_type: str = "direct", **extra: Any) -> str:
         """An Airflow connection, as JSON for ``AIRFLOW_CONN_<ID>``, pointing at this sandbox."""
@@ -153,3 +182,44 @@ class SandboxServer:
     def issued_tokens(self) -> list[str]:
         """Every WebSocket token issued so far, e.g. to search logs for them."""
         return self.sandbox.issued_tokens
+
+    # The WebSocket side.
+    def play(
+        self, matches: Sequence[MatchScript] | None = None, *, minute_seconds: float = 1.0, loop: bool = False
+    ) -> Playback:
+        """Start playing match scripts (default: :func:`default_matches`) in real time: see :meth:`Feed.play`."""
+        return self.feed.play(matches, minute_seconds=minute_seconds, loop=loop)
+
+    def emit(
+        self,
+        channel: str,
+        type: str,  # noqa: A002 - the message's field
+        *,
+        match_id: str,
+        league_id: str,
+        data: Mapping[str, Any] | None = None,
+        event_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Emit one event now; returns the message as sent. Thread-safe: see :meth:`Feed.emit`."""
+        return self.feed.emit(channel, type, match_id=match_id, league_id=league_id, data=data, event_type=event_type)
+
+    def emitted(self) -> list[EmittedEvent]:
+        """Every event emitted so far, in order."""
+        return self.feed.emitted()
+
+    def inject_ws(self, kind: str, *, delay: float = 5.0, code: int = 1012) -> int:
+        """A fault on every WebSocket connection open now; how many it hit. See :meth:`WsServer.inject`."""
+        return self._running_ws().inject(kind, delay=delay, code=code)
+
+    def refuse_ws(self, status: int | None) -> None:
+        """Refuse every WebSocket handshake with HTTP ``status`` (e.g. 503) until called with None."""
+        self.feed.refuse(status)
+
+    def ws_connections(self) -> list[WsConnectionRecord]:
+        """Every WebSocket handshake attempt, in order, with the connection's life."""
+        return self.feed.connections()
+
+    def _running_ws(self) -> WsServer:
+        if self._ws is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._ws

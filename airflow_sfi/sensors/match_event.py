@@ -13,13 +13,13 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow_sfi.events import Subscription
 from airflow_sfi.exceptions import SfiConfigError, SfiError
 from airflow_sfi.templating import is_template
-from airflow_sfi.triggers.feed import event_type_list
+from airflow_sfi.triggers.match_event import event_type_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import TriggerEvent
 
-    from airflow_sfi.triggers.feed import SfiMatchEventWaitTrigger
+    from airflow_sfi.triggers.match_event import SfiMatchEventWaitTrigger
 
 
 class SfiMatchEventSensor(BaseSensorOperator):
@@ -83,7 +83,7 @@ class SfiMatchEventSensor(BaseSensorOperator):
             raise SfiConfigError(f"{self.task_id}: {exc}") from None
 
     def trigger(self) -> SfiMatchEventWaitTrigger:
-        from airflow_sfi.triggers.feed import SfiMatchEventWaitTrigger
+        from airflow_sfi.triggers.match_event import SfiMatchEventWaitTrigger
 
         subscription = self.subscription()
         return SfiMatchEventWaitTrigger(

@@ -332,6 +332,7 @@ def test_no_secret_reaches_any_log_record(
     records = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     printed = capfd.readouterr()
     text = f"{records}\n{printed.out}\n{printed.err}"
-    assert "switching to a connection" in text and "malformed frame" in text
+    # The token ended either way: the server closed its socket first, or the feed switched first.
+    assert ("switching to a connection" in text or "The server ended the token" in text) and "malformed frame" in text
     for secret in ["sandbox-key-pro", *sfi_sandbox.issued_tokens]:
         assert secret not in text

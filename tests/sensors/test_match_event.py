@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, T
 from airflow_sfi.exceptions import SfiConfigError
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.sensors.match_event import SfiMatchEventSensor
-from airflow_sfi.triggers.feed import SfiMatchEventWaitTrigger
+from airflow_sfi.triggers.match_event import SfiMatchEventWaitTrigger
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"

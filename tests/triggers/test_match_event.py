@@ -13,8 +13,8 @@ import pytest
 
 from airflow_sfi.exceptions import SfiConfigError, SfiSubscriptionError
 from airflow_sfi.sandbox import SandboxServer
-from airflow_sfi.triggers import feed as feed_triggers
-from airflow_sfi.triggers.feed import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger
+from airflow_sfi.triggers import match_event as feed_triggers
+from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
@@ -92,7 +92,7 @@ def goal(api: SandboxServer, n: int, league: str = LEAGUE, type_: str = "goal") 
 def test_kwargs_hold_the_selection_and_no_secret(sfi_sandbox: SandboxServer) -> None:
     trigger = SfiMatchEventTrigger(channel="MAIN", scope="league", scope_id=LEAGUE, event_types=["goal"])
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_sfi.triggers.feed.SfiMatchEventTrigger"
+    assert classpath == "airflow_sfi.triggers.match_event.SfiMatchEventTrigger"
     assert kwargs == {
         "sfi_conn_id": "sfi_default",
         "channel": "MAIN",
@@ -104,7 +104,7 @@ def test_kwargs_hold_the_selection_and_no_secret(sfi_sandbox: SandboxServer) -> 
     }
     assert rebuilt(trigger).serialize() == (classpath, kwargs)
     wait = SfiMatchEventWaitTrigger(scope="match", scope_id=MATCH, event_types=["match_end"])
-    assert wait.serialize()[0] == "airflow_sfi.triggers.feed.SfiMatchEventWaitTrigger"
+    assert wait.serialize()[0] == "airflow_sfi.triggers.match_event.SfiMatchEventWaitTrigger"
 
 
 @pytest.mark.parametrize(
