@@ -17,7 +17,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
-from airflow_sfi.triggers.feed import SfiMatchEventTrigger
+from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 
 LEAGUE_ID = os.environ.get("SFI_LEAGUE_ID", "e8f1c2d3a4b50001")
 
