@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Every runtime dependency at the lowest version pyproject.toml declares, tested in a second environment.
 FLOOR := .venv-floor
 
-.PHONY: venv test test-deployment test-dist test-floor dist check demo sandbox bench clean
+.PHONY: venv test test-deployment test-dist test-floor dist check demo demo-feed sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ test-floor: $(FLOOR)/.installed-stamp
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+demo-feed: venv
+	$(BIN)/python scripts/demo_feed.py
 
 bench: venv
 	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --quiet --editable '.[test,bench]'

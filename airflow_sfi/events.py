@@ -221,6 +221,23 @@ def parse_frame(frame: str | bytes) -> FeedEvent | Frame:
     return FeedEvent(channel, kind, match_id, league_id, ts, data)
 
 
+def match_events(asset_events: Iterable[Any]) -> list[dict[str, Any]]:
+    """
+    The live events in a DAG run's ``triggering_asset_events[asset]``: each once, oldest first.
+
+    Airflow may start one run for several events, and may hand one event to a run twice; the
+    watcher's flush markers carry no event and are left out.
+
+    :param asset_events: ``context["triggering_asset_events"][asset]``.
+    """
+    events: dict[str, dict[str, Any]] = {}
+    for asset_event in asset_events:
+        payload = (asset_event.extra or {}).get("payload")
+        if isinstance(payload, dict) and "key" in payload:
+            events.setdefault(payload["key"], payload)
+    return sorted(events.values(), key=lambda event: event["ts"])
+
+
 class Deduplicator:
     """
     Remembers the keys of the last ``capacity`` events; bounded, so memory stays flat however long

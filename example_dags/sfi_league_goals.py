@@ -5,8 +5,9 @@ the asset schedules this DAG.
 The watcher (``SfiMatchEventTrigger``) runs in the triggerer, holds the WebSocket, and fires once per
 goal; each asset event's ``extra["payload"]`` is the goal, with a dedupe ``key``. Airflow may start
 one run for several goals that arrived close together, so the task reads
-``triggering_asset_events`` as a batch, and drops any key it has already seen in that batch.
-Set ``SFI_LEAGUE_ID`` to the league to follow (the default is one of the sandbox's).
+``triggering_asset_events`` as a batch: ``match_events`` returns its goals once each, oldest first
+(and leaves out the watcher's flush markers, which carry no goal). Set ``SFI_LEAGUE_ID`` to the
+league to follow (the default is one of the sandbox's).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
+from airflow_sfi.events import match_events
 from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 
 LEAGUE_ID = os.environ.get("SFI_LEAGUE_ID", "e8f1c2d3a4b50001")
@@ -45,13 +47,10 @@ with DAG(
     @task
     def record_goals(**context: Any) -> list[dict[str, Any]]:
         """Each goal of this run's batch, once, oldest first."""
-        goals: dict[str, dict[str, Any]] = {}
-        for asset_event in context["triggering_asset_events"][league_goals]:
-            payload = asset_event.extra["payload"]
-            goals.setdefault(payload["key"], payload)
-        for goal in sorted(goals.values(), key=lambda g: g["ts"]):
+        goals = match_events(context["triggering_asset_events"][league_goals])
+        for goal in goals:
             data = goal["data"]
             print(f"Goal in match {goal['match_id']}, minute {data.get('minute')}: {data.get('score')}")
-        return sorted(goals.values(), key=lambda g: g["ts"])
+        return goals
 
     record_goals()

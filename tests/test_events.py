@@ -14,6 +14,7 @@ from airflow_sfi.events import (
     MalformedFrameError,
     Subscription,
     check_plan,
+    match_events,
     parse_frame,
 )
 from airflow_sfi.exceptions import SfiSubscriptionError
@@ -211,3 +212,19 @@ def test_unreadable_state_starts_empty(state: object) -> None:
     dedupe = Deduplicator.from_state(state)
     assert (len(dedupe), dedupe.watermark, dedupe.floor) == (0, None, None)
     assert dedupe.first_time(event(1))
+
+
+def test_match_events_reads_a_batch_once_each_oldest_first_without_markers() -> None:
+    from types import SimpleNamespace
+
+    late, early = event(9).to_payload(), event(3).to_payload()
+    batch = [
+        SimpleNamespace(extra={"payload": late}),
+        SimpleNamespace(extra={"payload": {"type": "flush", "watermark": 9}}),
+        SimpleNamespace(extra={"payload": early}),
+        SimpleNamespace(extra={"payload": late}),
+        SimpleNamespace(extra={}),
+        SimpleNamespace(extra=None),
+    ]
+    assert match_events(batch) == [early, late]
+    assert match_events([]) == []

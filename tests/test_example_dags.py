@@ -238,6 +238,7 @@ def test_league_goals_is_scheduled_by_a_watcher_and_reads_its_batch_once() -> No
     # A burst may reach one run as a batch, a goal possibly twice: each once, oldest first.
     goal = {"key": "k1", "ts": 2, "match_id": "m", "data": {"minute": 12, "score": [1, 0]}}
     earlier = {"key": "k0", "ts": 1, "match_id": "m", "data": {"minute": 3, "score": [0, 1]}}
-    batch = [SimpleNamespace(extra={"payload": p}) for p in (goal, earlier, goal)]
+    flush = {"type": "flush", "watermark": 2}
+    batch = [SimpleNamespace(extra={"payload": p}) for p in (goal, earlier, flush, goal)]
     record_goals = parse().get_dag("sfi_league_goals").get_task("record_goals").python_callable
     assert record_goals(triggering_asset_events={asset: batch}) == [earlier, goal]

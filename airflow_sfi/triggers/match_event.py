@@ -21,6 +21,12 @@ from airflow_sfi.triggers.ws_token import _serialized
 CONFIGURATION_RETRY_SECONDS = 600.0
 # The asset state key under which a watcher keeps its dedupe state.
 STATE_KEY = "sfi_feed_dedupe"
+# Airflow 3.3.2 creates an asset-triggered run from the events up to the first one queued for it: an
+# event that arrives while that run is being created waits for the next event on the asset (#54659,
+# #56050). So this long after the last of a burst (an event within this long of the one before), the
+# watcher fires a flush marker, {"type": "flush"}, which carries no event but brings any such
+# waiting event into a run.
+FLUSH_AFTER_SECONDS = 5.0
 
 
 def event_type_list(event_types: Sequence[str] | str | None, owner: str) -> list[str]:
@@ -103,7 +109,10 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
         while True:
             failure = "the live feed stopped"
             try:
-                async for event in self.matching(dedupe):
+                async for event in _with_flushes(self.matching(dedupe), FLUSH_AFTER_SECONDS):
+                    if event is None:
+                        yield TriggerEvent({"type": "flush", "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
+                        continue
                     yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
                     if store is not None:
                         await store.aset(STATE_KEY, dedupe.to_state())
@@ -148,3 +157,36 @@ class SfiMatchEventWaitTrigger(_FeedTrigger):
         except SfiError as exc:
             failure = str(exc)
         yield TriggerEvent({"status": "error", "message": failure})  # type: ignore[no-untyped-call]
+
+
+async def _with_flushes(events: AsyncIterator[FeedEvent], after: float) -> AsyncIterator[FeedEvent | None]:
+    """
+    Pass ``events`` through, and a None ``after`` seconds after the last event of a burst.
+
+    :param events: the events.
+    :param after: a burst is an event within this many seconds of the one before; the None comes
+        this long after its last event, unless another event comes first.
+    """
+    loop = asyncio.get_running_loop()
+    last: float | None = None
+    flush_at: float | None = None
+    pending: asyncio.Future[FeedEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            timeout = None if flush_at is None else max(flush_at - loop.time(), 0.0)
+            done, _ = await asyncio.wait({pending}, timeout=timeout)
+            if not done:
+                flush_at = None
+                yield None
+                continue
+            event = pending.result()
+            pending = None
+            now = loop.time()
+            flush_at = now + after if last is not None and now - last < after else None
+            last = now
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()

@@ -210,3 +210,22 @@ def test_the_wait_trigger_reports_a_configuration_error_as_an_event(sfi_sandbox:
     event = asyncio.run(first())
     assert event.payload["status"] == "error"
     assert "ODDS" in event.payload["message"]
+
+
+def test_a_burst_is_followed_by_one_flush_marker_and_a_lone_event_by_none(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_triggers, "FLUSH_AFTER_SECONDS", 0.3)
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+
+    def play() -> None:
+        goal(sfi_sandbox, 1)  # alone: nothing waits behind it
+        time.sleep(0.6)
+        for n in (2, 3, 4):  # a burst
+            goal(sfi_sandbox, n)
+        time.sleep(0.6)
+
+    payloads = asyncio.run(fire(trigger, play))
+    kinds = [p.get("data", {}).get("n", p["type"]) for p in payloads]
+    assert kinds == [1, 2, 3, 4, "flush"]
+    assert payloads[-1] == {"type": "flush", "watermark": payloads[-2]["ts"]}
