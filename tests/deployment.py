@@ -66,10 +66,7 @@ class Deployment:
         try:
             self.cli("db", "migrate")
             for name in COMPONENTS:
-                with (self.home / "proc" / f"{name}.log").open("wb") as out:
-                    self.procs[name] = subprocess.Popen(
-                        [self.airflow, name], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                    )
+                self.start(name)
         except BaseException:
             self.stop()
             raise
@@ -81,6 +78,29 @@ class Deployment:
     @property
     def airflow(self) -> str:
         return str(Path(sys.executable).parent / "airflow")
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        """
+        Start component ``name`` (e.g. ``triggerer``) as its own process group, its output appended to
+        ``home/proc/<name>.log``; a component that was killed is started again.
+        """
+        running = self.procs.get(name)
+        if running is not None and running.poll() is None:
+            raise RuntimeError(f"{name} is already running (pid {running.pid})")
+        with (self.home / "proc" / f"{name}.log").open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                [self.airflow, name], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self.procs[name]
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """
+        Send ``sig`` (default SIGKILL: a crash, no clean-up) to component ``name``'s whole process group,
+        its forked children included, and wait for the component to exit; returns its exit status.
+        """
+        proc = self.procs[name]
+        os.killpg(proc.pid, sig)
+        return proc.wait(timeout=30)
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def token_item(token: str, expires_at: str, /, **changes: object) -> dict[str, object]:
@@ -51,3 +55,42 @@ class SandboxClock:
     async def sleep_until(self, moment: datetime.datetime) -> None:
         self.slept_until.append(moment.timestamp())
         self.offset = max(self.offset, moment.timestamp() - time.time())
+
+
+class FixedClock:
+    """A clock that stands still at ``now`` until a test moves it."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def drain_while(
+    api: Any, stream: AsyncIterator[T], during: Callable[[], Any], settle: float = 0.5, timeout: float = 5.0
+) -> list[T]:
+    """
+    What ``stream`` yields while ``during`` runs in a thread, and ``settle`` seconds after; ``during``
+    starts once the sandbox ``api`` holds a subscribed WebSocket connection (or ``stream`` has ended).
+    """
+    got: list[T] = []
+
+    async def consume() -> None:
+        async for item in stream:
+            got.append(item)
+
+    task = asyncio.create_task(consume())
+    try:
+        deadline = time.monotonic() + timeout
+        while not task.done() and not any(c.closed_at is None and c.subscriptions for c in api.ws_connections()):
+            assert time.monotonic() < deadline, "no subscribed connection"
+            await asyncio.sleep(0.02)
+        if task.done():
+            task.result()
+        await asyncio.to_thread(during)
+        await asyncio.sleep(settle)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return got

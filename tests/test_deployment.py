@@ -87,7 +87,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     airflow, api = deployment
     airflow.wait_for(
         "the DAG processor to parse the example DAGs",
-        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == 4,
+        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == 6,
         timeout=120,
     )
     # SQLite reuses the ids of deleted rows: key the triggers seen by id and creation time.

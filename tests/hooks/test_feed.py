@@ -15,7 +15,7 @@ from airflow_sfi.events import FeedEvent, Subscription, parse_frame
 from airflow_sfi.exceptions import SfiAuthError, SfiSubscriptionError
 from airflow_sfi.hooks.feed import SfiFeedHook
 from airflow_sfi.sandbox import SandboxServer
-from tests.helpers import use_connection
+from tests.helpers import drain_while, use_connection
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
@@ -76,37 +76,9 @@ class Ticker:
 
 
 async def run_feed(
-    hook: SfiFeedHook,
-    subscriptions: Sequence[Subscription],
-    during: Callable[[], Any],
-    settle: float = 0.5,
+    hook: SfiFeedHook, subscriptions: Sequence[Subscription], during: Callable[[], Any]
 ) -> list[FeedEvent]:
-    """Run the feed while ``during`` runs in a thread (once connected), then ``settle`` seconds more."""
-    got: list[FeedEvent] = []
-
-    async def consume() -> None:
-        async for event in hook.events(subscriptions):
-            got.append(event)
-
-    task = asyncio.create_task(consume())
-    try:
-        await wait_connected(hook, task)
-        await asyncio.to_thread(during)
-        await asyncio.sleep(settle)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return got
-
-
-async def wait_connected(hook: SfiFeedHook, task: asyncio.Task[Any], timeout: float = 5.0) -> None:
-    api: SandboxServer = hook.sandbox  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    while not any(c.closed_at is None and c.subscriptions for c in api.ws_connections()):
-        if task.done():
-            task.result()
-        assert time.monotonic() < deadline, "the feed never connected"
-        await asyncio.sleep(0.02)
+    return await drain_while(hook.sandbox, hook.events(subscriptions), during)  # type: ignore[attr-defined]
 
 
 def feed(api: SandboxServer, **options: Any) -> SfiFeedHook:

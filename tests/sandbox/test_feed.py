@@ -13,18 +13,11 @@ import pytest
 
 from airflow_sfi.sandbox import Feed, MatchScript, Sandbox, ScriptedEvent, default_matches
 from airflow_sfi.sandbox.feed import HandshakeRefusedError, Session
+from tests.helpers import FixedClock
 
 T0 = 1_700_000_000.0
 M1, M2, M3 = "d2a1e6f4b3c50001", "d2a1e6f4b3c50002", "d2a1e6f4b3c50003"
 L1, L2 = "e8f1c2d3a4b50001", "e8f1c2d3a4b50002"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Sink:
@@ -216,7 +209,7 @@ def test_playback_stops_and_loops() -> None:
 
 
 def test_admission_order_limits_and_records_without_a_socket() -> None:
-    clock = Clock()
+    clock = FixedClock(T0)
     sandbox = Sandbox(ttl=60, max_connections=1, max_subscribe=3, clock=clock)
     feed = Feed(sandbox)
     pro = token(sandbox)
@@ -258,7 +251,7 @@ def test_admission_order_limits_and_records_without_a_socket() -> None:
 
 
 def test_check_tokens_closes_once_and_nothing_more_is_routed() -> None:
-    clock = Clock()
+    clock = FixedClock(T0)
     sandbox = Sandbox(ttl=60, clock=clock)
     feed = Feed(sandbox)
     sink = Sink()

@@ -19,19 +19,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from airflow_sfi.sandbox import SandboxServer, WsConnectionRecord
 from airflow_sfi.sandbox.__main__ import main
+from tests.helpers import FixedClock
 
 T0 = 1_700_000_000.0
 TS0 = 1_700_000_000_000  # T0 in milliseconds, as messages carry it
 M1, M2, M3 = "d2a1e6f4b3c50001", "d2a1e6f4b3c50002", "d2a1e6f4b3c50003"
 L1, L2 = "e8f1c2d3a4b50001", "e8f1c2d3a4b50002"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def run(coroutine: Coroutine[Any, Any, Any], timeout: float = 5) -> Any:
@@ -109,7 +102,7 @@ def sub(channel: str, scope: str = "all", id_: str | None = None, kind: str = "s
 
 
 def test_handshake_refusals_and_the_token_url() -> None:
-    clock = Clock()
+    clock = FixedClock(T0)
     with SandboxServer(ttl=60, max_connections=1, clock=clock) as api:
         item = ws_new(api, "sandbox-key-pro")
         token = item["token"]
@@ -156,7 +149,7 @@ def test_handshake_refusals_and_the_token_url() -> None:
 
 
 def test_acks_topic_keys_errors_and_pong() -> None:
-    with SandboxServer(clock=Clock()) as api:
+    with SandboxServer(clock=FixedClock(T0)) as api:
         server = ws_new(api, "sandbox-key-pro")["server"]  # PRO: MAIN only, 2 subscriptions
 
         async def scenario() -> list[dict[str, Any]]:
@@ -241,7 +234,7 @@ def test_unparseable_or_unknown_commands_leave_the_connection_open() -> None:
 
 
 def test_routing_by_scope_once_per_connection_and_unsubscribe() -> None:
-    with SandboxServer(clock=Clock()) as api:
+    with SandboxServer(clock=FixedClock(T0)) as api:
         server = ws_new(api)["server"]
 
         async def scenario() -> list[list[dict[str, Any]]]:
@@ -281,7 +274,7 @@ def test_routing_by_scope_once_per_connection_and_unsubscribe() -> None:
 
 @pytest.mark.parametrize("replay", [0, 2])
 def test_replay_resends_the_topics_last_messages_after_the_ack(replay: int) -> None:
-    clock = Clock()
+    clock = FixedClock(T0)
     with SandboxServer(replay=replay, clock=clock) as api:
         server = ws_new(api)["server"]
         for minute in (1, 2, 3):
@@ -299,7 +292,7 @@ def test_replay_resends_the_topics_last_messages_after_the_ack(replay: int) -> N
 
 
 def test_expired_token_closes_4001_and_a_renewed_one_stays_open() -> None:
-    clock = Clock()
+    clock = FixedClock(T0)
     with SandboxServer(ttl=60, clock=clock) as api:
         server = ws_new(api, "sandbox-key-pro")["server"]
 
@@ -367,7 +360,7 @@ def test_fault_drop_and_close_hit_every_open_connection() -> None:
 
 
 def test_fault_stall_holds_everything_then_delivers_in_order() -> None:
-    with SandboxServer(clock=Clock()) as api:
+    with SandboxServer(clock=FixedClock(T0)) as api:
         server = ws_new(api)["server"]
 
         async def scenario() -> list[Any]:
@@ -391,7 +384,7 @@ def test_fault_stall_holds_everything_then_delivers_in_order() -> None:
 
 
 def test_fault_garbage_then_carries_on() -> None:
-    with SandboxServer(clock=Clock()) as api:
+    with SandboxServer(clock=FixedClock(T0)) as api:
         server = ws_new(api)["server"]
 
         async def scenario() -> list[Any]:

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from airflow_sfi.exceptions import SfiConfigError, SfiSubscriptionError
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.triggers import match_event as feed_triggers
 from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger
+from tests.helpers import drain_while
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
@@ -44,45 +45,9 @@ def rebuilt(trigger: Any) -> Any:
     return getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
 
 
-async def fire(trigger: Any, during: Callable[[], Any], settle: float = 0.4) -> list[dict[str, Any]]:
+async def fire(api: SandboxServer, trigger: Any, during: Callable[[], Any]) -> list[dict[str, Any]]:
     """Run the trigger while ``during`` runs in a thread (once it is connected); the payloads it yielded."""
-    payloads: list[dict[str, Any]] = []
-    events: AsyncIterator[Any] = trigger.run()
-
-    async def consume() -> None:
-        async for event in events:
-            payloads.append(event.payload)
-
-    task = asyncio.create_task(consume())
-    try:
-        await connected(task)
-        await asyncio.to_thread(during)
-        await asyncio.sleep(settle)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return payloads
-
-
-API: SandboxServer | None = None
-
-
-async def connected(task: asyncio.Task[Any], timeout: float = 5.0) -> None:
-    assert API is not None
-    deadline = time.monotonic() + timeout
-    while not any(c.closed_at is None and c.subscriptions for c in API.ws_connections()):
-        if task.done():
-            task.result()
-            return
-        assert time.monotonic() < deadline, "the trigger never connected"
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture(autouse=True)
-def sandbox(sfi_sandbox: SandboxServer) -> SandboxServer:
-    global API
-    API = sfi_sandbox
-    return sfi_sandbox
+    return [event.payload for event in await drain_while(api, trigger.run(), during, settle=0.4)]
 
 
 def goal(api: SandboxServer, n: int, league: str = LEAGUE, type_: str = "goal") -> None:
@@ -130,7 +95,7 @@ def test_the_watcher_fires_for_matching_events_and_stores_its_state(sfi_sandbox:
         goal(sfi_sandbox, 3, type_="halftime")
         goal(sfi_sandbox, 4)
 
-    payloads = asyncio.run(fire(trigger, play))
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
     assert [(p["type"], p["data"]["n"], p["league_id"]) for p in payloads] == [("goal", 1, LEAGUE), ("goal", 4, LEAGUE)]
     assert all(set(p) == {"key", "channel", "type", "match_id", "league_id", "ts", "data"} for p in payloads)
     state = store.values[STATE_KEY]
@@ -145,12 +110,12 @@ def test_a_restarted_watcher_does_not_fire_again_for_what_the_server_replays(sfi
     store = Store()
     first = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
     first.asset_state_store = store
-    before = asyncio.run(fire(first, lambda: [goal(sfi_sandbox, n) for n in (1, 2, 3)]))
+    before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2, 3)]))
     assert [p["data"]["n"] for p in before] == [1, 2, 3]
 
     second = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
     second.asset_state_store = store
-    after = asyncio.run(fire(second, lambda: goal(sfi_sandbox, 4)))
+    after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 4)))
     assert [p["data"]["n"] for p in after] == [4]
     # The server did replay the three goals to the new connection: the stored state dropped them.
     last = sfi_sandbox.ws_connections()[-1]
@@ -162,7 +127,7 @@ def test_a_restarted_watcher_does_not_fire_again_for_what_the_server_replays(sfi
 def test_without_a_single_asset_store_the_state_lives_in_memory(sfi_sandbox: SandboxServer) -> None:
     trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
     trigger.asset_state_store = store = Store(serves_one_asset=False)
-    payloads = asyncio.run(fire(trigger, lambda: goal(sfi_sandbox, 1)))
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, lambda: goal(sfi_sandbox, 1)))
     assert [p["data"]["n"] for p in payloads] == [1]
     assert store.values == {}
 
@@ -195,7 +160,7 @@ def test_the_wait_trigger_fires_once_with_the_first_match(sfi_sandbox: SandboxSe
         goal(sfi_sandbox, 2, type_="match_end")
         goal(sfi_sandbox, 3, type_="match_end")
 
-    payloads = asyncio.run(fire(trigger, play))
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
     assert len(payloads) == 1
     assert payloads[0]["status"] == "event"
     assert (payloads[0]["event"]["type"], payloads[0]["event"]["data"]) == ("match_end", {"n": 2})
@@ -225,7 +190,7 @@ def test_a_burst_is_followed_by_one_flush_marker_and_a_lone_event_by_none(
             goal(sfi_sandbox, n)
         time.sleep(0.6)
 
-    payloads = asyncio.run(fire(trigger, play))
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
     kinds = [p.get("data", {}).get("n", p["type"]) for p in payloads]
     assert kinds == [1, 2, 3, 4, "flush"]
     assert payloads[-1] == {"type": "flush", "watermark": payloads[-2]["ts"]}
