@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import hashlib
 import json
 import re
@@ -226,16 +227,19 @@ def match_events(asset_events: Iterable[Any]) -> list[dict[str, Any]]:
     The live events in a DAG run's ``triggering_asset_events[asset]``: each once, oldest first.
 
     Airflow may start one run for several events, and may hand one event to a run twice; the
-    watcher's flush markers carry no event and are left out.
+    watcher's flush markers carry no event and are left out. Events with the same ``ts`` (a burst)
+    keep the order in which the watcher fired them.
 
     :param asset_events: ``context["triggering_asset_events"][asset]``.
     """
-    events: dict[str, dict[str, Any]] = {}
+    events: dict[str, tuple[int, float, dict[str, Any]]] = {}
     for asset_event in asset_events:
-        payload = (asset_event.extra or {}).get("payload")
+        payload = (getattr(asset_event, "extra", None) or {}).get("payload")
         if isinstance(payload, dict) and "key" in payload:
-            events.setdefault(payload["key"], payload)
-    return sorted(events.values(), key=lambda event: event["ts"])
+            fired = getattr(asset_event, "timestamp", None)  # when the asset event was made
+            order = fired.timestamp() if isinstance(fired, datetime.datetime) else 0.0
+            events.setdefault(payload["key"], (payload["ts"], order, payload))
+    return [payload for _, _, payload in sorted(events.values(), key=lambda e: (e[0], e[1]))]
 
 
 class Deduplicator:

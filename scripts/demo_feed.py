@@ -108,7 +108,9 @@ def report(airflow: Any, api: Any, goals_sent: int) -> int:
         for g in batch
     ]
     (state,) = airflow.query("SELECT state FROM dag_run WHERE run_id = 'demo'")[0]
-    summary = airflow.query("SELECT value FROM xcom WHERE run_id = 'demo' AND task_id = 'process_match'")
+    summary = airflow.query(
+        "SELECT value FROM xcom WHERE run_id = 'demo' AND task_id = 'process_match' AND key = 'return_value'"
+    )
     print(f"\n{goals_sent} goals sent, {len(keys)} reached a DAG run ({len(set(keys))} distinct) in {len(runs)} runs.")
     if delays:
         print(f"Goal sent -> record_goals started: median {statistics.median(delays):.1f} s, max {max(delays):.1f} s.")

@@ -228,3 +228,16 @@ def test_match_events_reads_a_batch_once_each_oldest_first_without_markers() -> 
     ]
     assert match_events(batch) == [early, late]
     assert match_events([]) == []
+
+
+def test_match_events_keeps_a_bursts_firing_order() -> None:
+    import datetime
+    from types import SimpleNamespace
+
+    first, second = (FeedEvent("MAIN", "goal", MATCH, LEAGUE, 5, {"n": n}).to_payload() for n in (1, 2))
+    at = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    batch = [
+        SimpleNamespace(extra={"payload": second}, timestamp=at + datetime.timedelta(milliseconds=3)),
+        SimpleNamespace(extra={"payload": first}, timestamp=at),
+    ]
+    assert match_events(batch) == [first, second]
