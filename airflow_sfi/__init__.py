@@ -1,27 +1,47 @@
-"""Apache Airflow provider for the Soccer Football Info API: WebSocket tokens, kept valid."""
+"""Apache Airflow provider for the Soccer Football Info API: WebSocket tokens kept valid, and live match events."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Public names load on first use, so `import airflow_sfi` stays cheap at DAG-parse time.
 _LAZY = {
     "SfiHook": "airflow_sfi.hooks.api",
+    "SfiFeedHook": "airflow_sfi.hooks.feed",
     "SfiWsTokenOperator": "airflow_sfi.operators.ws_token",
     "SfiWsTokenExpirySensor": "airflow_sfi.sensors.ws_token",
+    "SfiMatchEventSensor": "airflow_sfi.sensors.match_event",
+    "SfiMatchEventTrigger": "airflow_sfi.triggers.match_event",
+    "Subscription": "airflow_sfi.events",
+    "match_events": "airflow_sfi.events",
     "WsToken": "airflow_sfi.token",
 }
 
-__all__ = ["SfiHook", "SfiWsTokenExpirySensor", "SfiWsTokenOperator", "WsToken", "__version__"]
+__all__ = [
+    "SfiFeedHook",
+    "SfiHook",
+    "SfiMatchEventSensor",
+    "SfiMatchEventTrigger",
+    "SfiWsTokenExpirySensor",
+    "SfiWsTokenOperator",
+    "Subscription",
+    "WsToken",
+    "__version__",
+    "match_events",
+]
 
 if TYPE_CHECKING:
+    from airflow_sfi.events import Subscription, match_events
     from airflow_sfi.hooks.api import SfiHook
+    from airflow_sfi.hooks.feed import SfiFeedHook
     from airflow_sfi.operators.ws_token import SfiWsTokenOperator
+    from airflow_sfi.sensors.match_event import SfiMatchEventSensor
     from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor
     from airflow_sfi.token import WsToken
+    from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 
 
 def __getattr__(name: str) -> Any:
