@@ -494,7 +494,7 @@ def test_the_server_logs_no_token_even_at_debug(caplog: pytest.LogCaptureFixture
         run(scenario())
         token = server.split("?token=")[1]
         served = [r for r in caplog.records if r.name == "websockets.server"]
-    assert {"connection open", "connection closed"} <= {r.getMessage() for r in served}
+    assert "connection open" in {r.getMessage() for r in served}  # it does log, above DEBUG
     assert all(token not in r.getMessage() and r.levelno > logging.DEBUG for r in served)
 
 
