@@ -7,7 +7,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import tenacity
@@ -102,7 +102,7 @@ class SfiFeedHook(BaseHook):
 
     async def events(
         self, subscriptions: Sequence[Subscription], dedupe: Deduplicator | None = None
-    ) -> AsyncIterator[FeedEvent]:
+    ) -> AsyncGenerator[FeedEvent, None]:
         """
         Yield live events, each once, until cancelled.
 

@@ -7,7 +7,8 @@ token is fetched inside ``run()``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -74,14 +75,16 @@ class _FeedTrigger(BaseTrigger):
             self, "sfi_conn_id", "channel", "scope", "scope_id", "event_types", "ping_interval", "renew_margin_seconds"
         )
 
-    async def matching(self, dedupe: Deduplicator) -> AsyncIterator[FeedEvent]:
+    async def matching(self, dedupe: Deduplicator) -> AsyncGenerator[FeedEvent, None]:
         """The selected events, each once, until cancelled; configuration errors raise."""
         from airflow_sfi.hooks.feed import SfiFeedHook
 
         hook = SfiFeedHook(self.sfi_conn_id, ping_interval=self.ping_interval, renew_margin=self.renew_margin_seconds)
-        async for event in hook.events([self.subscription], dedupe):
-            if not self.event_types or event.type in self.event_types:
-                yield event
+        # Closed explicitly: a generator left at a yield would keep its socket open until collected.
+        async with contextlib.aclosing(hook.events([self.subscription], dedupe)) as events:
+            async for event in events:
+                if not self.event_types or event.type in self.event_types:
+                    yield event
 
 
 class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
@@ -109,13 +112,14 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
         while True:
             failure = "the live feed stopped"
             try:
-                async for event in _with_flushes(self.matching(dedupe), FLUSH_AFTER_SECONDS):
-                    if event is None:
-                        yield TriggerEvent({"type": "flush", "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
-                        continue
-                    yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
-                    if store is not None:
-                        await store.aset(STATE_KEY, dedupe.to_state())
+                async with contextlib.aclosing(_with_flushes(self.matching(dedupe), FLUSH_AFTER_SECONDS)) as events:
+                    async for event in events:
+                        if event is None:
+                            yield TriggerEvent({"type": "flush", "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
+                            continue
+                        yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
+                        if store is not None:
+                            await store.aset(STATE_KEY, dedupe.to_state())
             except SfiError as exc:
                 failure = str(exc)
             self.log.error(
@@ -150,20 +154,23 @@ class SfiMatchEventWaitTrigger(_FeedTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         failure = None
         try:
-            async for event in self.matching(Deduplicator()):
-                self.log.info("Live event %s of match %s arrived", event.type, event.match_id)
-                yield TriggerEvent({"status": "event", "event": event.to_payload()})  # type: ignore[no-untyped-call]
-                return
+            async with contextlib.aclosing(self.matching(Deduplicator())) as events:
+                async for event in events:
+                    self.log.info("Live event %s of match %s arrived", event.type, event.match_id)
+                    yield TriggerEvent({"status": "event", "event": event.to_payload()})  # type: ignore[no-untyped-call]
+                    return
         except SfiError as exc:
             failure = str(exc)
         yield TriggerEvent({"status": "error", "message": failure})  # type: ignore[no-untyped-call]
 
 
-async def _with_flushes(events: AsyncIterator[FeedEvent], after: float) -> AsyncIterator[FeedEvent | None]:
+async def _with_flushes(
+    events: AsyncGenerator[FeedEvent, None], after: float
+) -> AsyncGenerator[FeedEvent | None, None]:
     """
     Pass ``events`` through, and a None ``after`` seconds after the last event of a burst.
 
-    :param events: the events.
+    :param events: the events; closed with this generator.
     :param after: a burst is an event within this many seconds of the one before; the None comes
         this long after its last event, unless another event comes first.
     """
@@ -190,3 +197,6 @@ async def _with_flushes(events: AsyncIterator[FeedEvent], after: float) -> Async
     finally:
         if pending is not None:
             pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        await events.aclose()
