@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -19,15 +20,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 def figure(script: str, *args: str) -> dict:
     env = {**os.environ, "AIRFLOW_HOME": tempfile.mkdtemp(prefix="sfi-bench-"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(REPO / "bench" / script), *args],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         cwd=REPO,
         env=env,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # the figure is the last line; Airflow may log before it
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/{script} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # the figure is the last line; Airflow may log before it
 
 
 # The suite is timed against the one of the last release before the current round of work.
@@ -93,30 +96,235 @@ def machine() -> str:
     )
 
 
-def main() -> None:
-    imports = figure("import_cost.py", "12")
-    calls = figure("call_overhead.py", "500", "10")
-    per_token = figure("calls_per_token.py", "20")
-    worker = figure("worker_time.py", "12")
-    tests = suites()
-    versions = ", ".join(
-        f"{p} {version(p)}"
-        for p in (
-            "apache-airflow",
-            "apache-airflow-task-sdk",
-            "apache-airflow-providers-http",
-            "requests",
-            "airflow-provider-sfi",
-        )
+# Section 6, the live feed: figures from bench/feed_memory.py, bench/feed_reconnect.py and the deployment test.
+FEED_TEST = "tests/test_deployment_feed.py"
+FEED_P95_TARGET_S = 3.0
+
+
+def deployment_feed_figures() -> dict:
+    """The deployment test's figures: from ``SFI_FEED_FIGURES`` when that file exists, else by running the test."""
+    given = os.environ.get("SFI_FEED_FIGURES")
+    if given and Path(given).is_file():
+        return {**json.loads(Path(given).read_text()), "source": "run before; its figures read from SFI_FEED_FIGURES"}
+    path = Path(tempfile.mkdtemp(prefix="sfi-bench-feed-")) / "figures.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "deployment", "-s", "-q", "-p", "no:cacheprovider", FEED_TEST],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "SFI_FEED_FIGURES": str(path)},
+        check=False,
     )
+    if done.returncode != 0 or not path.is_file():
+        raise RuntimeError(f"{FEED_TEST} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return {**json.loads(path.read_text()), "source": "run by bench/run.py"}
+
+
+def feed() -> dict:
+    started = time.monotonic()
+    figures = {
+        "meta": {
+            "machine": machine(),
+            "versions": versions((*PACKAGES, "websockets")),
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        },
+        "memory": figure("feed_memory.py"),
+        "reconnect": figure("feed_reconnect.py"),
+        "deployment": deployment_feed_figures(),
+    }
+    figures["meta"]["seconds"] = time.monotonic() - started
+    return figures
+
+
+def closed_by(code: int | None) -> str:
+    return "the server (4001)" if code == 4001 else f"the feed ({code})"
+
+
+def seconds_row(label: str, s: dict) -> str:
+    if not s["n"]:
+        return f"| {label} | 0 | | | |"
+    return f"| {label} | {s['n']} | {s['median']:.2f} s | {s['p95']:.2f} s | {s['max']:.2f} s |"
+
+
+def feed_section(f: dict) -> list[str]:
+    d, m, r = f["deployment"], f["memory"], f["reconnect"]
+    lat, token, restart, ws = d["event_to_task_start_s"], d["token"], d["triggerer_restart"], d["ws_connections"]
+    e, refusal = r["expiry"], r["refusal"]
+    samples = m["samples"][::4] if len(m["samples"]) % 4 == 1 else [*m["samples"][::4], m["samples"][-1]]
+    held = ", ".join(
+        f"{n} released by the next {'goal' if kind == 'goal' else 'flush marker'}"
+        for kind, n in (d.get("burst_goals_held_until_a_later_event") or {}).items()
+    )
+    return [
+        "## 6. The live feed",
+        "",
+        f"Measured {f['meta']['measured_at']} ({f['meta']['seconds'] / 60:.0f} minutes) with "
+        f"{f['meta']['versions']}; {f['meta']['machine']}.",
+        "",
+        "### 6a. In a running Airflow",
+        "",
+        f"`{FEED_TEST}` ({d['source']}; the test took {d['test_seconds']:.0f} s): API server, scheduler "
+        "(LocalExecutor), DAG processor and triggerer as processes on SQLite; the `sfi_league_goals` asset "
+        f"watcher against the sandbox on loopback (token TTL {token['ttl_s']} s, replay on). One match of the "
+        f"watched league played in {d['timeline_s']['match']:.0f} s with {d['goals']} goals, a burst of "
+        f"{d['burst_size']} at one minute, renewals, `ws/renew` switched off until two tokens ran out, and the "
+        "triggerer's process group killed (SIGKILL) mid-match and a new triggerer started; another league's "
+        "goals and the other event types play "
+        "alongside. Every goal is looked up by its dedupe key in the `record_goals` XComs of all runs.",
+        "",
+        "| goals | lost | duplicated | fired twice | other events emitted / fired | DAG runs | failed runs |",
+        "|---|---|---|---|---|---|---|",
+        f"| {d['goals']} | **{d['lost']}** | **{d['duplicated']}** | {d['fired_twice']} | "
+        f"{d['other_events_emitted']} / {d['other_events_fired']} | {d['dag_runs']} "
+        f"({d.get('runs_without_goals', 0)} from flush markers) | {d['failed_runs']} |",
+        "",
+        "Event emitted (sandbox clock) → `record_goals` start (`task_instance.start_date` of the run that got it):",
+        "",
+        "| events | n | median | p95 | max |",
+        "|---|---|---|---|---|",
+        seconds_row("not in a burst, delivered live", lat["live"]),
+        seconds_row(f"the burst ({d['burst_size']} goals at one minute)", lat["burst"]),
+        seconds_row("emitted while no watcher was subscribed (the crash), replayed after", lat["replayed"]),
+        seconds_row("not in a burst, the replayed ones included", lat["not_burst_incl_replayed"]),
+        "",
+        f"Event → asset event, delivered live: median {d['event_to_asset_event_s_live']['median']:.2f} s, p95 "
+        f"{d['event_to_asset_event_s_live']['p95']:.2f} s. Burst goals Airflow held until a later asset event on "
+        f"the asset (#54659): {held or 'none'}.",
+        "",
+        f"WebSocket: {ws['attempts']} handshakes, {ws['accepted']} accepted, close codes {ws['close_codes']}; "
+        f"{token['tokens_issued']} tokens, {token['renewals_200']} renewals through `ws/renew` "
+        f"({token['renewals_with_socket_kept_open']} with the socket kept open). Each token that ran out while "
+        f"`ws/renew` was off ({token['renew_absent_s']:.0f} s):",
+        "",
+        "| expiry | old socket closed by | after expiry | next socket opened | without a subscribed socket |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {i} | {closed_by(x['old_close_code'])} | "
+            f"{x['old_closed_after_expiry_s']:.3f} s | {x['new_connection_after_old_close_s']:+.3f} s | "
+            f"{x['unsubscribed_s']:.3f} s |"
+            for i, x in enumerate(token["expiries"], 1)
+        ),
+        "",
+        f"Triggerer killed → the new triggerer's watcher subscribed: **{restart['kill_to_subscribed_s']:.1f} s** "
+        f"(the new process up {restart['kill_to_triggerer_started_s']:.1f} s after the kill; the watcher started "
+        f"at {restart['kill_to_watcher_started_s']:.1f} s, once the dead triggerer's heartbeat was older than "
+        "`triggerer_health_check_threshold`, 30 s by default, counted from its last heartbeat; its first `ws/new` "
+        f"{restart['watcher_started_to_ws_new_s']:.1f} s after it started; subscribed "
+        f"{restart['ws_new_to_subscribed_s']:.2f} s after that). {restart['goals_emitted_while_down']} goals were "
+        f"emitted while it was down and arrived by replay; the {restart['goals_fired_before_crash_and_replayed']} "
+        "fired before the crash were replayed too and dropped by the dedupe state restored from the asset state "
+        f"store ({d['dedupe_state_keys_stored']} keys stored).",
+        "",
+        f"Targets: 0 lost and 0 duplicated: {verdict(d['lost'] + d['duplicated'], 0)}; p95 event → task start within "
+        f"{FEED_P95_TARGET_S:g} s for events not in a burst, delivered live: "
+        f"{verdict(lat['live']['p95'], FEED_P95_TARGET_S)} (counting the replayed ones too, which waited out the "
+        f"crash: {verdict(lat['not_burst_incl_replayed']['p95'], FEED_P95_TARGET_S)}).",
+        "",
+        "### 6b. Memory over a long match",
+        "",
+        f"`bench/feed_memory.py`: {m['watchers']} watchers (`SfiMatchEventTrigger(...).run()` on STATS, ODDS and "
+        "MAIN) in one asyncio loop in one process, as in the triggerer, each with an in-memory stand-in for the "
+        f"asset state store; the sandbox in a child process emits {m['events_emitted']} events "
+        f"({', '.join(f'{k} {v}' for k, v in m['by_kind'].items())}) at {m['rate_per_s']} per second, "
+        f"token TTL {m['ttl_s']} s (renewed during the run). RSS is this process's `VmRSS`; the dedupe sizes are "
+        "`len()` of each watcher's dedupe state (capacity "
+        f"{m['dedupe_capacity'][0]}).",
+        "",
+        "| events through the feeds | RSS | dedupe sizes (STATS, ODDS, MAIN) |",
+        "|---|---|---|",
+        *(
+            f"| {s['events']} | {s['rss_kib'] / 1024:.1f} MiB | {', '.join(map(str, s['dedupe_len']))} |"
+            for s in samples
+        ),
+        "",
+        f"RSS at 10% of the run ({m['events_at_10pct']} events): {m['rss_mib_at_10pct']:.1f} MiB; at the end "
+        f"({m['events_at_100pct']}): {m['rss_mib_at_100pct']:.1f} MiB; growth **{m['growth_mib']:+.2f} MiB**. "
+        f"From the first sample with every dedupe state full ({m['events_when_every_dedupe_full']} events) to the "
+        f"end: {m['growth_mib_after_every_dedupe_full']:+.2f} MiB. "
+        f"Fired {m['fired']} of {m['should_fire']}: {m['lost']} lost, {m['duplicated']} duplicated; "
+        f"{m['cpu_us_per_event']:.0f} µs of CPU per event in this process, each fired event storing its state "
+        f"({m['stored_state_bytes'][0]} bytes of JSON); the watchers were through "
+        f"{m['lag_at_end_s']:.2f} s after the last event was emitted. "
+        f"Flat means growth under {m['flat_mib']:g} MiB after the warm-up (the first 10%): "
+        f"{verdict(m['growth_mib'], m['flat_mib'])}.",
+        "",
+        "### 6c. Reconnects",
+        "",
+        f"`bench/feed_reconnect.py`, the watcher in one asyncio loop. **Token expiry without renew** (sandbox "
+        f'`renew="absent"`, TTL {e["ttl_s"]} s, no replay, a goal every {e["emit_every_s"] * 1000:g} ms): at '
+        "each expiry the server closes the socket within 0.05 s (4001), while the feed, its renewal having found "
+        "`ws/renew` absent, asks `ws/new` at `expires_at` and moves to a new socket, subscribed before it closes "
+        "the old one.",
+        "",
+        "| expiry | old socket closed by | expiry → close | close → new subscription | without a subscribed "
+        "socket | goals missed |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {i} | {closed_by(w['old_close_code'])} | {w['expiry_to_close_s']:.3f} s | "
+            f"{w['close_to_subscribed_s']:+.3f} s | "
+            f"{w['unsubscribed_s']:.3f} s | {w['missed']} |"
+            for i, w in enumerate(e["windows"], 1)
+        ),
+        "",
+        f"{e['missed']} of {e['emitted']} goals missed ({len(e['missed_unattributed_at_s_from_nearest_close'])} "
+        f"farther than 1 s from an expiry), {e['duplicated']} duplicated; {e['ws_new_calls']} `ws/new` calls for "
+        f"{e['expiries']} expiries; the server closed the old socket first at {e['closed_by_server']} of them.",
+        "",
+        f"**A server refusing every handshake** (HTTP {refusal['refuse_status']}) for "
+        f"{refusal['refused_for_s']:.0f} s after the connection dropped: {refusal['attempts']} attempts "
+        f"({refusal['refused_attempts']} refused), the first {refusal['first_attempt_after_drop_s'] * 1000:.0f} ms "
+        "after the drop, then spaced "
+        f"{', '.join(f'{x:.2f}' for x in refusal['spacing_s'])} s against backoff steps of "
+        f"{', '.join(f'{lo:g} to {hi:g}' for lo, hi in refusal['backoff_steps_s'])} s; "
+        f"{refusal['api_calls_while_refused']} API calls meanwhile. Back "
+        f"{refusal['lift_to_subscribed_s']:.1f} s after the server accepted again (the backoff step in progress).",
+        "",
+        "No reconnect storm, at most one attempt per backoff step: attempts sooner than their step "
+        f"{verdict(len(refusal['attempts_sooner_than_their_step']), 0)}; refused attempts against the most the "
+        "backoff allows in that time: "
+        f"{verdict(refusal['refused_attempts'], refusal['max_attempts_allowed_by_backoff'])}.",
+        "",
+    ]
+
+
+PACKAGES = (
+    "apache-airflow",
+    "apache-airflow-task-sdk",
+    "apache-airflow-providers-http",
+    "requests",
+    "airflow-provider-sfi",
+)
+
+
+def versions(packages: tuple[str, ...] = PACKAGES) -> str:
+    return ", ".join(f"{p} {version(p)}" for p in packages)
+
+
+def meta_from_markdown() -> dict:
+    """The machine and versions the figures already in docs/benchmarks.md were measured with (older JSON lacks them)."""
+    text = (REPO / "docs" / "benchmarks.md").read_text()
+    machine_line = re.search(r"^Machine: (.*?); shared and noisy", text, re.M)
+    versions_line = re.search(r"^Versions: (.*)\.$", text, re.M)
+    return {
+        "machine": machine_line.group(1) if machine_line else machine(),
+        "versions": versions_line.group(1) if versions_line else versions(),
+    }
+
+
+def render(data: dict) -> list[str]:
+    """docs/benchmarks.md from the figures in docs/benchmarks.json."""
+    imports, calls, per_token = data["imports"], data["calls"], data["calls_per_token"]
+    worker, tests, meta = data["worker"], data["suite"], data["meta"]
     ours_ms, http_ms = imports["airflow_sfi"]["median_ms"], imports["providers-http"]["median_ms"]
     lines = [
         "# Benchmarks",
         "",
-        f"Machine: {machine()}; shared and noisy, so every figure is a median of interleaved runs and "
+        f"Machine: {meta['machine']}; shared and noisy, so every figure is a median of interleaved runs and "
         "every comparison is a ratio measured in the same run.",
-        f"Versions: {versions}.",
-        "Reproduce: `make bench` (writes this file; about fifteen minutes).",
+        f"Versions: {meta['versions']}.",
+        "Reproduce: `make bench` (writes this file; about fifteen minutes). Section 6 alone: "
+        "`python bench/run.py --only feed`, which measures it again, merges it into `docs/benchmarks.json` and "
+        "writes this file from that JSON (the other sections' figures are left as they were measured).",
         "",
         "## 1. Parse-time import cost",
         "",
@@ -206,16 +414,45 @@ def main() -> None:
         *(f"- {s:.1f} s {phase} `{test}`" for s, phase, test in tests["current"]["slowest"]),
         "",
     ]
+    return lines + (feed_section(data["feed"]) if "feed" in data else [])
+
+
+def write(data: dict) -> None:
+    lines = render(data)
     (REPO / "docs").mkdir(exist_ok=True)
     (REPO / "docs" / "benchmarks.md").write_text("\n".join(lines))
     print("\n".join(lines))
-    (REPO / "docs" / "benchmarks.json").write_text(
-        json.dumps(
-            {"imports": imports, "calls": calls, "calls_per_token": per_token, "worker": worker, "suite": tests},
-            indent=2,
-            default=str,
-        )
+    (REPO / "docs" / "benchmarks.json").write_text(json.dumps(data, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--only",
+        choices=["feed"],
+        help="measure one section again and merge it into docs/benchmarks.json, keeping the others' figures",
     )
+    parser.add_argument("--render", action="store_true", help="only write docs/benchmarks.md from the JSON")
+    args = parser.parse_args(argv)
+    if args.render:
+        write(json.loads((REPO / "docs" / "benchmarks.json").read_text()))
+        return
+    if args.only == "feed":
+        data = json.loads((REPO / "docs" / "benchmarks.json").read_text())
+        data.setdefault("meta", meta_from_markdown())
+        data["feed"] = feed()
+        write(data)
+        return
+    data = {
+        "meta": {"machine": machine(), "versions": versions()},
+        "imports": figure("import_cost.py", "12"),
+        "calls": figure("call_overhead.py", "500", "10"),
+        "calls_per_token": figure("calls_per_token.py", "20"),
+        "worker": figure("worker_time.py", "12"),
+        "suite": suites(),
+        "feed": feed(),
+    }
+    write(data)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ with ``len(GOALS)`` goals, a burst of ``BURST_SIZE`` goals at one minute, and, w
 
 - token renewals: the sandbox's tokens live ``TTL`` seconds, so the feed renews through ``ws/renew``
   several times and its socket stays open;
-- ``ws/renew`` switched off (``api.sandbox.renew = "absent"``) for a while: the token expires, the
-  server closes the socket (4001) and the feed reconnects with a new token;
+- ``ws/renew`` switched off (``api.sandbox.renew = "absent"``) until ``EXPIRIES`` tokens ran out: at
+  each expiry the feed gets a new token from ``ws/new`` and moves to a new socket, while the server
+  closes the old one (4001) at its next token check, within 0.05 s; whichever comes first;
 - a crash: the triggerer's whole process group is killed with SIGKILL mid-match and a new triggerer
   started, which takes the watcher over once the dead one's heartbeat is stale.
 
 A match in another league (goals too) and the other MAIN event types (match start, halftime...) and
-the STATS and ODDS updates play alongside: none of them may fire.
+the STATS and ODDS updates play alongside: none of them may fire. The watcher's flush markers (fired
+``FLUSH_AFTER_SECONDS`` after a burst, carrying no event) are told apart and counted.
 
 Goals emitted while the watcher is down reach nobody. The sandbox runs with ``replay=REPLAY``: after
 each subscribe it re-sends the topic's last ``REPLAY`` messages (the vendor documents no replay), at
@@ -23,6 +25,12 @@ goal it had already fired before the crash. The new triggerer process starts wit
 stops those from firing a second time is the dedupe state that ``SfiMatchEventTrigger`` keeps in the
 asset state store (``asset_state_store``, key ``sfi_feed_dedupe``), restored by the new watcher. The
 test checks that state is there and that no goal fired twice.
+
+The kill comes two match minutes (2.5 s) after the goal before it, on purpose: the watcher stores a
+goal's key in the state store as soon as it has fired it, while the triggerer persists the goal's
+asset event at its next sync with its supervisor (about once a second). A kill inside that window
+loses the goal for good: it is replayed after the restart and dropped as already seen. That window is
+a known gap in the watcher, not exercised here.
 
 Then, from the metadata DB: every goal of the league reached a DAG run exactly once (the
 ``record_goals`` XComs of all runs against ``api.emitted()``, by ``FeedEvent.key``), no asset event
@@ -55,6 +63,7 @@ import pytest
 from airflow_sfi.events import FeedEvent, parse_frame
 from airflow_sfi.sandbox import MatchScript, SandboxServer
 from airflow_sfi.sandbox.feed import Session
+from airflow_sfi.triggers.match_event import FLUSH_AFTER_SECONDS
 from tests.deployment import Deployment
 
 pytestmark = pytest.mark.deployment
@@ -288,13 +297,21 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
     goal_keys = [key_of(e.message) for e in goals]
     assert len(set(goal_keys)) == len(goals) == len(GOALS)
 
+    quiet_from = goals[-1].at + FLUSH_AFTER_SECONDS + 1  # the watcher's last flush marker, if any, is out by then
+
     def all_goals_recorded() -> dict[str, list[dict[str, Any]]] | None:
-        unfinished = airflow.query(
+        (unfinished,) = airflow.query(
             "SELECT count(*) FROM dag_run WHERE dag_id = ? AND state IN ('queued', 'running')", DAG_ID
-        )[0][0]
+        )[0]
+        (unconsumed,) = airflow.query(
+            "SELECT count(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ? "
+            "AND e.id NOT IN (SELECT event_id FROM dagrun_asset_event)",
+            DAG_ID,
+        )[0]
         runs = goal_runs(airflow)
         recorded = {goal["key"] for batch in runs.values() for goal in batch}
-        return runs if not unfinished and recorded >= set(goal_keys) else None
+        done = clock() > quiet_from and not unfinished and not unconsumed and recorded >= set(goal_keys)
+        return runs if done else None
 
     try:
         runs = airflow.wait_for("every goal to reach a finished run", all_goals_recorded, timeout=150, every=1.0)
@@ -314,6 +331,10 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
     unexpected = sorted(set(runs_of) - set(goal_keys))
     assert (lost, duplicated, unexpected) == ([], {}, [])
     fired = fired_events(airflow)
+    # The watcher's flush markers (after a burst, to release events Airflow 3.3.2 holds back) carry no event.
+    flushes = [payload for _, payload, _ in fired if "key" not in payload]
+    assert all(payload["type"] == "flush" and set(payload) <= {"type", "watermark"} for payload in flushes)
+    fired = [(event_id, payload, at) for event_id, payload, at in fired if "key" in payload]
     fired_keys = collections.Counter(payload["key"] for _, payload, _ in fired)
     assert {k: n for k, n in fired_keys.items() if n > 1} == {}, "the watcher fired a goal twice"
     assert set(fired_keys) == set(goal_keys)
@@ -424,15 +445,22 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
         latency[group].append(start_of[run_id] - event.at)
         if group == "live":
             to_asset_event.append(fired_at[key] - event.at)
-    # Airflow 3.3.2 may hold events that arrive together back until the next one (#54659): burst goals whose run
-    # also consumed a later goal.
-    emitted_at = dict(zip(goal_keys, (e.at for e in goals), strict=True))
-    burst_held = [
-        k
+    # Airflow 3.3.2 may hold back events that arrive while a run is being created until the next event on the
+    # asset (#54659): burst goals whose run also consumed an asset event made more than 1 s after theirs, and
+    # whether that was a goal or the watcher's flush marker.
+    consumed: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
+    for run_id, at, extra in airflow.query(
+        "SELECT r.run_id, e.timestamp, e.extra FROM dagrun_asset_event d JOIN dag_run r ON r.id = d.dag_run_id "
+        "JOIN asset_event e ON e.id = d.event_id WHERE r.dag_id = ?",
+        DAG_ID,
+    ):
+        consumed[run_id].append((epoch(at), json.loads(extra)["payload"]["type"]))
+    burst_held = collections.Counter(
+        min(later)[1]
         for e, k in zip(goals, goal_keys, strict=True)
         if e.message["data"]["minute"] == BURST_MINUTE
-        and any(emitted_at[g["key"]] > e.at + 1 for g in runs[runs_of[k][0]])
-    ]
+        and (later := [(at, kind) for at, kind in consumed[runs_of[k][0]] if at > fired_at[k] + 1])
+    )
     figures = {
         "goals": len(goals),
         "burst_size": BURST_SIZE,
@@ -442,6 +470,8 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
         "other_events_emitted": len(api.emitted()) - len(goals),
         "other_events_fired": len(fired) - len(goals),
         "dag_runs": len(runs),
+        "runs_without_goals": sum(not b for b in runs.values()),
+        "flush_markers": len(flushes),
         "failed_runs": 0,
         "batched_runs": sum(len(b) > 1 for b in runs.values()),
         "largest_batch": max(len(b) for b in runs.values()),
@@ -449,7 +479,7 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
             **{group: summary(values) for group, values in latency.items()},
             "not_burst_incl_replayed": summary(latency["live"] + latency["replayed"]),
         },
-        "burst_goals_held_for_the_next_goal": len(burst_held),
+        "burst_goals_held_until_a_later_event": dict(burst_held),  # by what released them: goal or flush
         "event_to_asset_event_s_live": summary(to_asset_event),
         "ws_connections": {
             "attempts": len(connections),
@@ -482,7 +512,7 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
         "timeline_s": {
             "unpause_to_watcher_subscribed": watcher_ready - unpaused,
             "match": match_over - kicked_off_at,
-            "match_over_to_all_recorded": drained_at - match_over,
+            "match_over_to_drained": drained_at - match_over,  # includes waiting out the last flush marker
         },
         "test_seconds": time.monotonic() - test_started,
     }
@@ -512,10 +542,11 @@ def print_figures(f: dict[str, Any]) -> None:
     print(
         f"\nLive feed: {f['goals']} goals, {f['lost']} lost, {f['duplicated']} duplicated, {f['fired_twice']} fired "
         f"twice; {f['other_events_emitted']} other events emitted, {f['other_events_fired']} fired; "
-        f"{f['dag_runs']} runs "
+        f"{f['dag_runs']} runs ({f['runs_without_goals']} from the watcher's {f['flush_markers']} flush markers) "
         f"({f['batched_runs']} with several goals, at most {f['largest_batch']}), {f['failed_runs']} failed.\n"
         f"Event -> task start: live {seconds(lat['live'])}; burst of {f['burst_size']}: {seconds(lat['burst'])}, "
-        f"min {opt(lat['burst']['min'], 2)} s, {f['burst_goals_held_for_the_next_goal']} held until the next goal; "
+        f"min {opt(lat['burst']['min'], 2)} s, held until a later asset event: "
+        f"{f['burst_goals_held_until_a_later_event'] or 'none'}; "
         f"replayed after the crash or a reconnect: {seconds(lat['replayed'])}. "
         f"Event -> asset event (live): {seconds(f['event_to_asset_event_s_live'])}.\n"
         f"WebSocket: {ws['attempts']} connection attempts, {ws['accepted']} accepted, close codes {ws['close_codes']}; "
