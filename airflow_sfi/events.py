@@ -280,13 +280,21 @@ class Deduplicator:
         self.floor = ts if self.floor is None else max(self.floor, ts)
 
     def to_state(self, keys: int = 256) -> dict[str, Any]:
-        """A small JSON-safe snapshot to store: the newest ``keys`` keys, ``floor`` and ``watermark``."""
-        copy = Deduplicator(keys)
-        copy._keys.update(self._keys)
-        copy.floor = self.floor
-        while len(copy._keys) > keys:
-            copy._forget_oldest()
-        return {"watermark": self.watermark, "floor": copy.floor, "keys": [[k, ts] for k, ts in copy._keys.items()]}
+        """
+        A small JSON-safe snapshot to store: the newest ``keys`` keys, ``floor`` and ``watermark``.
+
+        :param keys: how many keys to keep; the older ones count as seen through ``floor``.
+        """
+        kept: list[list[Any]] = []
+        floor = self.floor
+        for key, ts in reversed(self._keys.items()):
+            if len(kept) == keys:
+                floor = ts if floor is None else max(floor, ts)
+                break
+            kept.append([key, ts])
+        kept.reverse()
+        watermark = max((ts for _, ts in kept), default=None)
+        return {"watermark": watermark, "floor": floor, "keys": kept}
 
     @classmethod
     def from_state(cls, state: object, capacity: int = 2048) -> Deduplicator:

@@ -26,11 +26,11 @@ stops those from firing a second time is the dedupe state that ``SfiMatchEventTr
 asset state store (``asset_state_store``, key ``sfi_feed_dedupe``), restored by the new watcher. The
 test checks that state is there and that no goal fired twice.
 
-The kill comes two match minutes (2.5 s) after the goal before it, on purpose: the watcher stores a
-goal's key in the state store as soon as it has fired it, while the triggerer persists the goal's
-asset event at its next sync with its supervisor (about once a second). A kill inside that window
-loses the goal for good: it is replayed after the restart and dropped as already seen. That window is
-a known gap in the watcher, not exercised here.
+The kill comes three match minutes (3.75 s) after the goal before it, on purpose: the triggerer
+persists a fired goal's asset event at its next sync with its supervisor (about once a second), and
+the watcher vouches for the goal in the state store ``VOUCH_AFTER_SECONDS`` (2 s) after firing it. A
+kill inside those 2 s fires the goal again after the restart (at least once, never lost): a duplicate
+by key that this test, which counts duplicates, keeps out of its way.
 
 Then, from the metadata DB: every goal of the league reached a DAG run exactly once (the
 ``record_goals`` XComs of all runs against ``api.emitted()``, by ``FeedEvent.key``), no asset event
@@ -81,7 +81,7 @@ DAG_ID = "sfi_league_goals"
 TASK_ID = "record_goals"
 BURST_MINUTE = 71
 BURST_SIZE = 5
-KILL_MINUTE = 14  # the crash: early, so the new triggerer is back (after the dead one's 30 s heartbeat limit) mid-match
+KILL_MINUTE = 15  # the crash: early, so the new triggerer is back (after the dead one's 30 s heartbeat limit) mid-match
 RENEW_ABSENT_MINUTE = 48  # ws/renew off from here until two tokens expired
 EXPIRIES = 2
 # 35 goals; the ones between KILL_MINUTE and the restart happen while no watcher is connected.

@@ -7,6 +7,7 @@ token is fetched inside ``run()``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
@@ -28,6 +29,12 @@ STATE_KEY = "sfi_feed_dedupe"
 # watcher fires a flush marker, {"type": "flush"}, which carries no event but brings any such
 # waiting event into a run.
 FLUSH_AFTER_SECONDS = 5.0
+# A fired event reaches the metadata database at the triggerer's next sync, about a second later: the
+# stored state vouches for it only this long after it fired. A crash in between fires it again after
+# the restart (when the server replays it), where vouching at once would lose it.
+VOUCH_AFTER_SECONDS = 2.0
+# Keys in the stored state: enough to cover any replay after a restart.
+STATE_KEYS = 256
 
 
 def event_type_list(event_types: Sequence[str] | str | None, owner: str) -> list[str]:
@@ -93,7 +100,9 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
 
     Each event's payload is :meth:`~airflow_sfi.events.FeedEvent.to_payload`: the event with its
     dedupe ``key``. The dedupe state (recent keys and the watermark) is kept in the asset's state
-    store, so a restarted watcher does not fire again for events it already fired for. A
+    store, so a restarted watcher does not fire again for events it fired for more than
+    :data:`VOUCH_AFTER_SECONDS` before it stopped (one it fired just before may fire again). After a
+    burst it fires a flush marker (:data:`FLUSH_AFTER_SECONDS`). A
     configuration error (a channel the plan lacks, a bad key) is logged and retried every
     :data:`CONFIGURATION_RETRY_SECONDS`, not raised.
 
@@ -109,6 +118,7 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         store, state = await self._restore()
         dedupe = Deduplicator.from_state(state)
+        keeper = None if store is None else _StateKeeper(store, state, VOUCH_AFTER_SECONDS)
         while True:
             failure = "the live feed stopped"
             try:
@@ -118,8 +128,8 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
                             yield TriggerEvent({"type": "flush", "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
                             continue
                         yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
-                        if store is not None:
-                            await store.aset(STATE_KEY, dedupe.to_state())
+                        if keeper is not None:
+                            keeper.fired(event)
             except SfiError as exc:
                 failure = str(exc)
             self.log.error(
@@ -139,6 +149,37 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
         except ValueError:  # the store serves several assets: it must be told which
             self.log.warning("This trigger watches several assets: its dedupe state lives in memory only")
             return None, None
+
+
+class _StateKeeper:
+    """
+    Stores a watcher's dedupe state in the asset state store, vouching for each fired event ``after`` seconds
+    after it fired (one write per due moment, not one per event).
+
+    :param store: the asset's state store accessor.
+    :param state: the state stored before, or None.
+    :param after: seconds from firing an event to vouching for it.
+    """
+
+    def __init__(self, store: Any, state: Any, after: float) -> None:
+        self.store = store
+        self.after = after
+        self.vouched = Deduplicator.from_state(state, capacity=STATE_KEYS)
+        self._fired: collections.deque[tuple[float, FeedEvent]] = collections.deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    def fired(self, event: FeedEvent) -> None:
+        self._fired.append((asyncio.get_running_loop().time(), event))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_when_due())
+
+    async def _write_when_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._fired:
+            await asyncio.sleep(max(self._fired[0][0] + self.after - loop.time(), 0.0))
+            while self._fired and self._fired[0][0] + self.after <= loop.time():
+                self.vouched.first_time(self._fired.popleft()[1])
+            await self.store.aset(STATE_KEY, self.vouched.to_state(STATE_KEYS))
 
 
 class SfiMatchEventWaitTrigger(_FeedTrigger):
