@@ -242,8 +242,8 @@ def feed_section(f: dict) -> list[str]:
         f"From the first sample with every dedupe state full ({m['events_when_every_dedupe_full']} events) to the "
         f"end: {m['growth_mib_after_every_dedupe_full']:+.2f} MiB. "
         f"Fired {m['fired']} of {m['should_fire']}: {m['lost']} lost, {m['duplicated']} duplicated; "
-        f"{m['cpu_us_per_event']:.0f} µs of CPU per event in this process, each fired event storing its state "
-        f"({m['stored_state_bytes'][0]} bytes of JSON); the watchers were through "
+        f"{m['cpu_us_per_event']:.0f} µs of CPU per event in this process, the stored state written once per "
+        f"moment due ({m['stored_state_bytes'][0]} bytes of JSON at the end); the watchers were through "
         f"{m['lag_at_end_s']:.2f} s after the last event was emitted. "
         f"Flat means growth under {m['flat_mib']:g} MiB after the warm-up (the first 10%): "
         f"{verdict(m['growth_mib'], m['flat_mib'])}.",
