@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -94,3 +95,17 @@ async def drain_while(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return got
+
+
+def when_subscribed(api: Any, topic: str, then: Callable[[], Any], timeout: float = 60.0) -> None:
+    """Run ``then`` in a thread once a connection to the sandbox ``api`` holds ``topic`` (as a match starts)."""
+
+    def wait_then() -> None:
+        deadline = time.monotonic() + timeout
+        while not any(topic in c.subscriptions and c.closed_at is None for c in api.ws_connections()):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        then()
+
+    threading.Thread(target=wait_then, daemon=True).start()

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.token import WsToken
-from tests.helpers import REPO
+from tests.helpers import REPO, when_subscribed
 
 pytestmark = pytest.mark.integration
 DAGS = REPO / "example_dags"
@@ -186,27 +186,11 @@ def test_rate_limited_task_is_rescheduled_to_the_reset_and_succeeds(
     assert calls[1].at - calls[0].at >= 2  # waited for the reset, not retried at once
 
 
-def play_when_subscribed(api: SandboxServer, topic: str, matches: Any) -> None:
-    """Play ``matches`` fast once a connection holds ``topic``, from a thread, as the sandbox's clock allows."""
-    import threading
-    import time
-
-    def play() -> None:
-        deadline = time.monotonic() + 60
-        while not any(topic in c.subscriptions and c.closed_at is None for c in api.ws_connections()):
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
-        api.play(matches, minute_seconds=0.01)
-
-    threading.Thread(target=play, daemon=True).start()
-
-
 def test_match_pipeline_waits_for_the_end_of_the_match_then_processes_it(sfi_sandbox: SandboxServer) -> None:
     from airflow_sfi.sandbox import default_matches
 
     match = default_matches()[0]  # the DAG's default match_id
-    play_when_subscribed(sfi_sandbox, f"MAIN:match:{match.match_id}", [match])
+    when_subscribed(sfi_sandbox, f"MAIN:match:{match.match_id}", lambda: sfi_sandbox.play([match], minute_seconds=0.01))
     run, tis, events = run_dag("sfi_match_pipeline")
     assert run.state == "success"
     assert events["wait_for_match_end"][:2] == ["running", "deferred"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import threading
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ from airflow_sfi.exceptions import SfiConfigError
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.sensors.match_event import SfiMatchEventSensor
 from airflow_sfi.triggers.match_event import SfiMatchEventWaitTrigger
+from tests.helpers import when_subscribed
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
@@ -80,21 +80,13 @@ def test_a_deferred_wait_ends_at_its_timeout(soft_fail: bool, raised: type[Excep
         wait.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, context={})  # type: ignore[arg-type]
 
 
-def play_when_subscribed(api: SandboxServer, topic: str, *events: str) -> threading.Thread:
-    """Emit ``events`` of the match once someone holds ``topic``; from a thread, as a match would."""
-
-    def play() -> None:
-        deadline = time.monotonic() + 10
-        while not any(topic in c.subscriptions and c.closed_at is None for c in api.ws_connections()):
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.02)
-        for n, type_ in enumerate(events):
-            api.emit("MAIN", type_, match_id=MATCH, league_id=LEAGUE, data={"n": n})
-
-    thread = threading.Thread(target=play, daemon=True)
-    thread.start()
-    return thread
+def play_when_subscribed(api: SandboxServer, topic: str, *events: str) -> None:
+    """Emit ``events`` of the match once someone holds ``topic``."""
+    when_subscribed(
+        api,
+        topic,
+        lambda: [api.emit("MAIN", t, match_id=MATCH, league_id=LEAGUE, data={"n": n}) for n, t in enumerate(events)],
+    )
 
 
 def test_in_the_worker_it_returns_the_first_matching_event(sfi_sandbox: SandboxServer) -> None:
