@@ -126,8 +126,11 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
             await asyncio.sleep(CONFIGURATION_RETRY_SECONDS)
 
     async def _restore(self) -> tuple[Any, Any]:
-        """(the asset's state store, the stored dedupe state); (None, None) when there is none to use."""
-        store = self.asset_state_store
+        """
+        (the asset's state store, the stored dedupe state); (None, None) when there is none to use:
+        below Airflow 3.3, which has no asset state store, the dedupe state lives in memory only.
+        """
+        store = getattr(self, "asset_state_store", None)  # Airflow 3.3 and later
         if store is None:
             return None, None
         try:

@@ -105,7 +105,12 @@ class SfiWsTokenRefreshTrigger(BaseTrigger):
         )
         check_channels(token, self.required_channels)
         if self.variable_key:
-            await asyncio.to_thread(publish, token, self.variable_key)
+            try:
+                await asyncio.to_thread(publish, token, self.variable_key)
+            except ImportError:
+                # Airflow 3.0's dag.test() runs triggers without the supervisor that Variable.set asks:
+                # the task resumes there (refresh_complete) and stores the token itself.
+                self.log.warning("No Variable access here (dag.test() on Airflow 3.0): the task stores the token")
         self.log.info("Refreshed: expires at %s (%.0f s left)", token.expires_at.isoformat(), token.seconds_left())
         yield TaskSuccessEvent(xcoms=xcoms_of(token))
 
