@@ -41,14 +41,17 @@ test-dist: dist
 
 # lowest-direct: each direct runtime dependency at its declared floor (checked by scripts/check_floor.py);
 # the test tools stay at the versions constraints.txt pins, as their own floors (ruff 0.6, mypy 1.10) break.
-# The floor is Airflow 3.0: its dependencies get the pins Airflow 3.0 needs (constraints/airflow-3.0.in).
-$(FLOOR)/.installed-stamp: pyproject.toml constraints.txt constraints/airflow-3.0.in
+# Each floor is also given as a constraint: lowest-direct alone lets a newer transitive dependency pull a
+# direct one above its floor. The floor is Airflow 3.0, with the pins 3.0 needs (constraints/airflow-3.0.in).
+$(FLOOR)/.installed-stamp: pyproject.toml constraints.txt constraints/airflow-3.0.in $(STAMP)
 	rm -rf $(FLOOR)
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install --quiet --upgrade pip uv
 	grep -E '^(pytest|hypothesis|ruff|mypy|types-requests|twine)==' constraints.txt > $(FLOOR)/test-tools.txt
+	$(BIN)/python scripts/check_floor.py --constraints > $(FLOOR)/floors.txt
 	$(FLOOR)/bin/uv pip install --python $(FLOOR)/bin/python --resolution lowest-direct \
-		--constraint $(FLOOR)/test-tools.txt --constraint constraints/airflow-3.0.in --editable '.[test]'
+		--constraint $(FLOOR)/test-tools.txt --constraint $(FLOOR)/floors.txt \
+		--constraint constraints/airflow-3.0.in --editable '.[test]'
 	$(FLOOR)/bin/python scripts/check_floor.py
 	touch $@
 
@@ -56,6 +59,7 @@ test-floor: $(FLOOR)/.installed-stamp
 	$(FLOOR)/bin/pytest
 
 # One environment per older Airflow, created with .venv's uv: `make test-airflow-3.0` and so on.
+.PRECIOUS: .venv-airflow-%/.installed-stamp
 .venv-airflow-%/.installed-stamp: pyproject.toml constraints/airflow-%.txt $(STAMP)
 	rm -rf .venv-airflow-$*
 	$(BIN)/uv venv --quiet --python $(PYTHON) .venv-airflow-$*

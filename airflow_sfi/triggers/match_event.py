@@ -90,7 +90,8 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
 
     Each event's payload is :meth:`~airflow_sfi.events.FeedEvent.to_payload`: the event with its
     dedupe ``key``. The dedupe state (recent keys and the watermark) is kept in the asset's state
-    store, so a restarted watcher does not fire again for events it already fired for. A
+    store (Airflow 3.3; in memory below), so a restarted watcher does not fire again for events it
+    already fired for. A
     configuration error (a channel the plan lacks, a bad key) is logged and retried every
     :data:`CONFIGURATION_RETRY_SECONDS`, not raised.
 

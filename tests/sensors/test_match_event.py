@@ -111,7 +111,11 @@ def test_in_the_worker_it_returns_the_first_matching_event(sfi_sandbox: SandboxS
     found = wait.execute(context={})  # type: ignore[arg-type]
     assert (found["type"], found["match_id"], found["data"]) == ("match_end", MATCH, {"n": 1})
     assert len(sfi_sandbox.ws_connections()) == 1
-    assert sfi_sandbox.ws_connections()[0].closed_at is not None  # the socket is closed when the wait ends
+    # The socket is closed when the wait ends (the server's thread records it a moment later).
+    deadline = time.monotonic() + 2
+    while sfi_sandbox.ws_connections()[0].closed_at is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sfi_sandbox.ws_connections()[0].closed_at is not None
 
 
 @pytest.mark.parametrize(("soft_fail", "raised"), [(False, AirflowSensorTimeout), (True, AirflowSkipException)])
