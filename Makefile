@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Every runtime dependency at the lowest version pyproject.toml declares, tested in a second environment.
 FLOOR := .venv-floor
+# The older Airflow 3 releases, each at its newest patch in its own environment (.venv-airflow-3.0, ...),
+# pinned by constraints/airflow-<minor>.txt. The newest release is .venv's (constraints.txt).
+OLDER_AIRFLOWS := 3.0 3.1 3.2
 
-.PHONY: venv test test-deployment test-dist test-floor dist check demo demo-feed sandbox bench clean
+.PHONY: venv test test-deployment test-dist test-floor test-matrix test-airflow-3.3 constraints dist check demo \
+	demo-feed sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,18 +41,49 @@ test-dist: dist
 
 # lowest-direct: each direct runtime dependency at its declared floor (checked by scripts/check_floor.py);
 # the test tools stay at the versions constraints.txt pins, as their own floors (ruff 0.6, mypy 1.10) break.
-$(FLOOR)/.installed-stamp: pyproject.toml constraints.txt
+# Each floor is also given as a constraint: lowest-direct alone lets a newer transitive dependency pull a
+# direct one above its floor. The floor is Airflow 3.0, with the pins 3.0 needs (constraints/airflow-3.0.in).
+$(FLOOR)/.installed-stamp: pyproject.toml constraints.txt constraints/airflow-3.0.in $(STAMP)
 	rm -rf $(FLOOR)
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install --quiet --upgrade pip uv
 	grep -E '^(pytest|hypothesis|ruff|mypy|types-requests|twine)==' constraints.txt > $(FLOOR)/test-tools.txt
+	$(BIN)/python scripts/check_floor.py --constraints > $(FLOOR)/floors.txt
 	$(FLOOR)/bin/uv pip install --python $(FLOOR)/bin/python --resolution lowest-direct \
-		--constraint $(FLOOR)/test-tools.txt --editable '.[test]'
+		--constraint $(FLOOR)/test-tools.txt --constraint $(FLOOR)/floors.txt \
+		--constraint constraints/airflow-3.0.in --editable '.[test]'
 	$(FLOOR)/bin/python scripts/check_floor.py
 	touch $@
 
 test-floor: $(FLOOR)/.installed-stamp
 	$(FLOOR)/bin/pytest
+
+# One environment per older Airflow, created with .venv's uv: `make test-airflow-3.0` and so on.
+.PRECIOUS: .venv-airflow-%/.installed-stamp
+.venv-airflow-%/.installed-stamp: pyproject.toml constraints/airflow-%.txt $(STAMP)
+	rm -rf .venv-airflow-$*
+	$(BIN)/uv venv --quiet --python $(PYTHON) .venv-airflow-$*
+	$(BIN)/uv pip install --quiet --python .venv-airflow-$*/bin/python --constraint constraints/airflow-$*.txt \
+		--editable '.[test]'
+	touch $@
+
+test-airflow-%: .venv-airflow-%/.installed-stamp
+	.venv-airflow-$*/bin/pytest
+
+test-airflow-3.3: venv
+	$(BIN)/pytest
+
+# The suite on every supported Airflow, and at the floors: the matrix of README's "Compatibility".
+test-matrix: $(addprefix test-airflow-,$(OLDER_AIRFLOWS)) test-airflow-3.3 test-floor
+
+# Re-resolve constraints/airflow-<minor>.txt from pyproject.toml and constraints/airflow-<minor>.in
+# (the Airflow release and the pins it needs); asks the package index, so run it by hand.
+constraints: venv
+	for minor in $(OLDER_AIRFLOWS); do \
+		$(BIN)/uv pip compile --quiet --python-version 3.11 --extra test --no-annotate \
+			--custom-compile-command "make constraints" --constraint constraints/airflow-$$minor.in \
+			--output-file constraints/airflow-$$minor.txt pyproject.toml || exit 1; \
+	done
 
 demo: venv
 	$(BIN)/python scripts/demo.py
@@ -64,4 +99,4 @@ sandbox: venv
 	$(BIN)/python -m airflow_sfi.sandbox --port 8080
 
 clean:
-	rm -rf $(VENV) $(FLOOR) .demo .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) $(FLOOR) $(addprefix .venv-airflow-,$(OLDER_AIRFLOWS)) .demo .pytest_cache .mypy_cache .ruff_cache dist build

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 
 class SfiError(AirflowException):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_sfi.exceptions import SfiApiError, SfiError, SfiResponseError
 from airflow_sfi.timing import seconds_until
+from airflow_sfi.version_compat import in_thread
 
 if TYPE_CHECKING:
     from airflow_sfi.hooks.api import SfiHook
@@ -67,7 +68,8 @@ async def refresh_token(
     ``refresh`` calls ``ws/renew`` once and accepts a token valid for longer than the held one; when
     renew is absent or has nothing to renew it logs one WARNING, waits until ``expires_at`` and calls
     ``ws/new``. ``renew`` stops there with an error instead; ``new`` only waits out the old token.
-    Calls run in a thread, so the event loop (the triggerer's) never blocks.
+    Calls run in a thread (:func:`~airflow_sfi.version_compat.in_thread`), so the event loop (the
+    triggerer's) never blocks.
 
     :param hook: the hook to call.
     :param expires_at: when the held token expires.
@@ -78,7 +80,7 @@ async def refresh_token(
     """
     if action != "new":
         await sleep(expires_at - refresh_margin)
-        renewed, why_not = await asyncio.to_thread(_renew, hook, expires_at)
+        renewed, why_not = await in_thread(_renew, hook, expires_at)
         if renewed is not None:
             return renewed
         if action == "renew":
@@ -90,7 +92,7 @@ async def refresh_token(
         )
     await sleep(expires_at)
     for attempt in range(NEW_TOKEN_ATTEMPTS):
-        token = await asyncio.to_thread(hook.get_ws_token)
+        token = await in_thread(hook.get_ws_token)
         if token.expires_at > expires_at:
             return token
         if attempt + 1 < NEW_TOKEN_ATTEMPTS:

@@ -73,9 +73,11 @@ async def drain_while(
 ) -> list[T]:
     """
     What ``stream`` yields while ``during`` runs in a thread, and ``settle`` seconds after; ``during``
-    starts once the sandbox ``api`` holds a subscribed WebSocket connection (or ``stream`` has ended).
+    starts once the sandbox ``api`` holds a subscribed WebSocket connection opened by ``stream`` (or
+    ``stream`` has ended): a connection of an earlier stream may not be recorded as closed yet.
     """
     got: list[T] = []
+    earlier = len(api.ws_connections())
 
     async def consume() -> None:
         async for item in stream:
@@ -84,7 +86,9 @@ async def drain_while(
     task = asyncio.create_task(consume())
     try:
         deadline = time.monotonic() + timeout
-        while not task.done() and not any(c.closed_at is None and c.subscriptions for c in api.ws_connections()):
+        while not task.done() and not any(
+            c.closed_at is None and c.subscriptions for c in api.ws_connections()[earlier:]
+        ):
             assert time.monotonic() < deadline, "no subscribed connection"
             await asyncio.sleep(0.02)
         if task.done():

@@ -11,10 +11,16 @@ import pytest
 
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.token import WsToken
+from airflow_sfi.version_compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
 from tests.helpers import REPO, when_subscribed
 
 pytestmark = pytest.mark.integration
 DAGS = REPO / "example_dags"
+# dag.test() writes task state events to the Log table from Airflow 3.2 on.
+EVENTS_RECORDED = AIRFLOW_V_3_2_PLUS
+# Airflow 3.0's dag.test() runs triggers without Variable access: the refresh trigger cannot store the
+# token, and the resumed task (refresh_complete) asks ws/new for the renewed one and stores it.
+TRIGGER_STORES_VARIABLE = AIRFLOW_V_3_1_PLUS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,7 +42,10 @@ def no_published_token() -> Iterator[None]:
 
 
 def parse() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.dag_processing.dagbag import DagBag
+    else:
+        from airflow.models.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS))
 
@@ -58,6 +67,12 @@ def run_dag(dag_id: str) -> tuple[Any, dict[str, Any], dict[str, list[str]]]:
     return run, tis, events
 
 
+def assert_events(events: dict[str, list[str]], task_id: str, first: list[str]) -> None:
+    """The task's first state events are ``first``, where Airflow records them (3.2 and later)."""
+    if EVENTS_RECORDED:
+        assert events[task_id][: len(first)] == first
+
+
 def rendered_fields(run_id: str) -> list[Any]:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
@@ -72,8 +87,7 @@ def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bag = parse()
-    assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {
+    expected = {
         "sfi_token_rotation",
         "sfi_direct_token",
         "sfi_rapidapi_token",
@@ -81,6 +95,14 @@ def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
         "sfi_league_goals",
         "sfi_match_pipeline",
     }
+    if AIRFLOW_V_3_3_PLUS:
+        assert bag.import_errors == {}
+    else:  # start_from_trigger needs 3.3: the one example that uses it fails at parse, saying so
+        (error,) = bag.import_errors.values()
+        assert set(bag.import_errors) == {str(DAGS / "sfi_token_wait_in_triggerer.py")}
+        assert "start_from_trigger needs Airflow 3.3 or later" in error
+        expected.remove("sfi_token_wait_in_triggerer")
+    assert set(bag.dag_ids) == expected
     ours = [
         w
         for w in caught
@@ -101,7 +123,7 @@ def test_rotation_dag_renews_the_token_it_carries_from_run_to_run(
         assert run.state == "success"
         assert {t: str(ti.state) for t, ti in tis.items()} == dict.fromkeys(tis, "success")
         # The refresh waited and renewed in the trigger, not in a worker.
-        assert events["refresh_token"][:2] == ["running", "deferred"]
+        assert_events(events, "refresh_token", ["running", "deferred"])
         tokens.append(
             (tis["get_token"].xcom_pull(task_ids="get_token"), tis["refresh_token"].xcom_pull(task_ids="refresh_token"))
         )
@@ -112,7 +134,10 @@ def test_rotation_dag_renews_the_token_it_carries_from_run_to_run(
     assert second_got == first_renewed
     assert second_renewed["expires_at"] >= first_renewed["expires_at"]
     # ws/new once (the first run's get_token), ws/renew once per run; refresh_complete reads the Variable back.
-    assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew", "ws/renew"]
+    if TRIGGER_STORES_VARIABLE:
+        assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew", "ws/renew"]
+    else:  # refresh_complete asks ws/new for the renewed token after each renewal
+        assert [c.endpoint for c in sfi_sandbox.calls()] == ["ws/new", "ws/renew", "ws/new", "ws/renew", "ws/new"]
     # Rendered template fields are stored and shown in the UI: the expiry is there, no token is.
     rendered = json.dumps(rendered_fields(run.run_id))
     assert first_renewed["expires_at"] in rendered
@@ -131,7 +156,8 @@ def test_rotation_dag_without_renew_waits_out_the_token(
     got = WsToken.from_dict(tis["get_token"].xcom_pull(task_ids="get_token"))
     refreshed = WsToken.from_dict(tis["refresh_token"].xcom_pull(task_ids="refresh_token"))
     assert refreshed.token != got.token and refreshed.expires_at > got.expires_at
-    assert [c.status for c in sfi_sandbox.calls()] == [200, 404, 200]
+    # ws/new, the refused renew, ws/new at expiry (and once more in refresh_complete on Airflow 3.0).
+    assert [c.status for c in sfi_sandbox.calls()] == [200, 404, 200] + ([] if TRIGGER_STORES_VARIABLE else [200])
     # The new token was issued as the old one ended: not a moment without a valid one on the API's side.
     old, new = sfi_sandbox.tokens()
     assert 0 <= new.issued_at - old.expires_at < 1.5
@@ -156,7 +182,8 @@ def test_rapidapi_dag_waits_in_reschedule_mode(sfi_sandbox: SandboxServer, monke
     assert run.state == "success"
     token = WsToken.from_dict(tis["get_token"].xcom_pull(task_ids="get_token"))
     assert set(token.allowed_channels) >= {"MAIN", "STATS"}
-    assert "up_for_reschedule" in events["wait_until_near_expiry"]
+    if EVENTS_RECORDED:
+        assert "up_for_reschedule" in events["wait_until_near_expiry"]
     assert tis["wait_until_near_expiry"].end_date >= token.expires_at.subtract(seconds=3)
     (call,) = sfi_sandbox.calls()
     assert (call.path, call.auth_type) == ("/ws/new/", "rapidapi")
@@ -180,7 +207,9 @@ def test_rate_limited_task_is_rescheduled_to_the_reset_and_succeeds(
     sfi_sandbox.inject("rate_limit")
     run, _, events = run_dag("sfi_direct_token")
     assert run.state == "success"
-    assert events["get_token"][:2] == ["running", "up_for_reschedule"]
+    # Rescheduled; below Airflow 3.1, which would run a rescheduled task again at once, deferred.
+    expected = ["running", "up_for_reschedule" if AIRFLOW_V_3_1_PLUS else "deferred"]
+    assert_events(events, "get_token", expected)
     calls = sfi_sandbox.calls("ws/new")
     assert [c.status for c in calls] == [429, 200]
     assert calls[1].at - calls[0].at >= 2  # waited for the reset, not retried at once
@@ -193,7 +222,7 @@ def test_match_pipeline_waits_for_the_end_of_the_match_then_processes_it(sfi_san
     when_subscribed(sfi_sandbox, f"MAIN:match:{match.match_id}", lambda: sfi_sandbox.play([match], minute_seconds=0.01))
     run, tis, events = run_dag("sfi_match_pipeline")
     assert run.state == "success"
-    assert events["wait_for_match_end"][:2] == ["running", "deferred"]
+    assert_events(events, "wait_for_match_end", ["running", "deferred"])
     final = tis["wait_for_match_end"].xcom_pull(task_ids="wait_for_match_end")
     assert (final["type"], final["match_id"]) == ("match_end", match.match_id)
     summary = tis["process_match"].xcom_pull(task_ids="process_match")
@@ -225,4 +254,14 @@ def test_league_goals_is_scheduled_by_a_watcher_and_reads_its_batch_once() -> No
     flush = {"type": "flush", "watermark": 2}
     batch = [SimpleNamespace(extra={"payload": p}) for p in (goal, earlier, flush, goal)]
     record_goals = parse().get_dag("sfi_league_goals").get_task("record_goals").python_callable
-    assert record_goals(triggering_asset_events={asset: batch}) == [earlier, goal]
+    assert record_goals(triggering_asset_events=TriggeringEvents(asset, batch)) == [earlier, goal]
+
+
+class TriggeringEvents:
+    """Stands in for Airflow's accessor of a run's asset events, looked up by asset (not hashable on 3.0)."""
+
+    def __init__(self, asset: Any, batch: list[Any]) -> None:
+        self.asset, self.batch = asset, batch
+
+    def __getitem__(self, asset: Any) -> list[Any]:
+        return self.batch if asset == self.asset else []

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.version_compat import AIRFLOW_V_3_2_PLUS
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
@@ -26,14 +27,18 @@ def airflow_cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 def test_provider_info_is_found_through_the_entry_point() -> None:
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     manager = ProvidersManager()
     provider = manager.providers["airflow-provider-sfi"]
     assert provider.data["name"] == "Soccer Football Info"
     # trigger_class_name holds a module path, despite its name
     assert "airflow_sfi.triggers.ws_token" in {t.trigger_class_name for t in manager.trigger}
-    hook = ProvidersManagerTaskRuntime().hooks["sfi"]
+    if AIRFLOW_V_3_2_PLUS:  # where tasks look hooks up from 3.2 on
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        hook = ProvidersManagerTaskRuntime().hooks["sfi"]
+    else:
+        hook = manager.hooks["sfi"]
     assert hook is not None and hook.hook_class_name == "airflow_sfi.hooks.api.SfiHook"
     assert hook.connection_id_attribute_name == "sfi_conn_id"
 
@@ -109,12 +114,16 @@ def test_connections_test_command(sfi_sandbox: SandboxServer) -> None:
     assert len(sfi_sandbox.calls("ws/new")) == 1
 
 
-def test_form_widgets_are_registered() -> None:
+def test_form_widgets_are_registered_from_airflow_3_2() -> None:
+    """Airflow reads the declarative form from 3.2 on; below, the form has the standard fields and Extra."""
     from airflow.providers_manager import ProvidersManager
 
     manager = ProvidersManager()
-    for field in ("auth_type", "rapidapi_host", "timeout", "max_attempts", "max_retry_wait"):
-        assert f"extra__sfi__{field}" in manager.connection_form_widgets
+    fields = ("auth_type", "rapidapi_host", "timeout", "max_attempts", "max_retry_wait")
+    names = [f"extra__sfi__{field}" for field in fields]
+    registered = [name for name in names if name in manager.connection_form_widgets]
+    assert registered == (names if AIRFLOW_V_3_2_PLUS else [])
+    assert ("sfi" in manager.field_behaviours) is AIRFLOW_V_3_2_PLUS
 
 
 @pytest.mark.parametrize("name", ["SfiHook", "SfiWsTokenOperator", "SfiWsTokenExpirySensor", "WsToken"])

@@ -13,8 +13,8 @@ import pendulum
 import requests
 import tenacity
 import urllib3.exceptions
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]  # public, missing from __all__
+from airflow.providers.common.compat.sdk import BaseHook, redact
+from airflow.sdk.log import mask_secret
 
 from airflow_sfi.config import SfiConfig
 from airflow_sfi.exceptions import (

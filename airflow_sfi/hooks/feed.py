@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import tenacity
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
@@ -30,6 +30,7 @@ from airflow_sfi.exceptions import SfiAuthError, SfiConfigError, SfiError, SfiSu
 from airflow_sfi.hooks.api import SfiHook
 from airflow_sfi.refresh import refresh_token
 from airflow_sfi.token import WsToken
+from airflow_sfi.version_compat import in_thread
 
 PING_INTERVAL = 30.0
 # Close codes that mean "this token is done" (the vendor documents none: 4001 is the sandbox's, the
@@ -267,7 +268,7 @@ class _Session:
 
     async def _new_token(self) -> WsToken:
         """``ws/new``; a token other than the one just ended (ws/new may return it for a moment after)."""
-        token = await asyncio.to_thread(self.hook.api.get_ws_token)
+        token = await in_thread(self.hook.api.get_ws_token)
         if self.ended_token is not None and token.token == self.ended_token.token:
             raise _TokenRefusedError("ws/new returned the token the server just ended")
         self.token = token

@@ -7,14 +7,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowRescheduleException
+from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_sfi.exceptions import SfiConfigError, SfiError, SfiRateLimitError
 from airflow_sfi.refresh import ACTIONS, Action
 from airflow_sfi.templating import is_template
 from airflow_sfi.timing import expiry_of, expiry_only
 from airflow_sfi.token import channel_list
+from airflow_sfi.version_compat import AIRFLOW_V_3_1_PLUS, AirflowRescheduleException
 
 if TYPE_CHECKING:
     import pendulum
@@ -47,7 +47,8 @@ class SfiWsTokenOperator(BaseOperator):
     (deferred when ``deferrable``; one sleep otherwise) and asks once more.
 
     A 429 whose wait is longer than the connection's ``max_retry_wait`` (the vendor's "wait for the next
-    hour") waits until the rate limit resets, deferred when ``deferrable``, otherwise rescheduled.
+    hour") waits until the rate limit resets, deferred when ``deferrable``, otherwise rescheduled (deferred
+    too below Airflow 3.1, which runs a rescheduled task again at once).
 
     :param sfi_conn_id: the Airflow connection (templated).
     :param required_channels: channels the token must grant, e.g. ``["MAIN", "STATS"]`` (templated);
@@ -127,18 +128,20 @@ class SfiWsTokenOperator(BaseOperator):
     def refresh_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """
         Resume after the refresh trigger, where it could not end the task itself (``dag.test()`` runs
-        triggers in-line): read the refreshed token back from the Variable, or ask ``ws/new`` for the active one.
+        triggers in-line): read the refreshed token back from the Variable, or ask ``ws/new`` for the active
+        one and store it in the Variable (Airflow 3.0's ``dag.test()`` gives its triggers no Variable access).
         """
         from airflow_sfi.hooks.api import SfiHook
         from airflow_sfi.publishing import published
 
         held = self._held_expiry()
         token = published(self.variable_key) if self.variable_key else None
-        if token is None or token.expires_at <= held:
-            token = SfiHook(self.sfi_conn_id).get_ws_token()
+        if token is not None and token.expires_at > held:
+            return token.to_dict()
+        token = SfiHook(self.sfi_conn_id).get_ws_token()
         if token.expires_at <= held:
             raise SfiError("the refresh trigger ended but the API still holds the old token")
-        return token.to_dict()
+        return self._publish(token)
 
     def _refresh(self) -> dict[str, Any]:
         """Refresh the held token: in the triggerer when deferrable (it ends the task), else here."""
@@ -240,10 +243,13 @@ class SfiWsTokenOperator(BaseOperator):
         time.sleep(max(0.0, token.seconds_left() + EXPIRY_GRACE.total_seconds()))
 
     def _wait_for_rate_limit(self, exc: SfiRateLimitError, *, waited_for_expiry: bool) -> NoReturn:
-        """The vendor's 429 means "wait for the next hour": wait without holding a worker."""
+        """
+        The vendor's 429 means "wait for the next hour": wait without holding a worker. Deferred when
+        ``deferrable``, and below Airflow 3.1, where a rescheduled task (not a sensor) runs again at once.
+        """
         assert exc.reset_at is not None
         self.log.warning("%s: waiting until the rate limit resets at %s", exc, exc.reset_at.isoformat())
-        if self.deferrable:
+        if self.deferrable or not AIRFLOW_V_3_1_PLUS:
             self._defer_until(exc.reset_at, waited_for_expiry=waited_for_expiry, waited_for_rate_limit=True)
         raise AirflowRescheduleException(exc.reset_at)  # type: ignore[no-untyped-call]
 

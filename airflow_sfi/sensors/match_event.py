@@ -7,11 +7,11 @@ import datetime
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_sfi.events import Subscription
 from airflow_sfi.exceptions import SfiConfigError, SfiError
+from airflow_sfi.sensors.base import SfiBaseSensor
 from airflow_sfi.templating import is_template
 from airflow_sfi.triggers.match_event import event_type_list
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from airflow_sfi.triggers.match_event import SfiMatchEventWaitTrigger
 
 
-class SfiMatchEventSensor(BaseSensorOperator):
+class SfiMatchEventSensor(SfiBaseSensor):
     """
     Wait until a live event happens, e.g. ``match_end`` of one match, and return it (its XCom).
 

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pendulum
-from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowSkipException, conf
 
 from airflow_sfi.exceptions import SfiConfigError
+from airflow_sfi.sensors.base import SfiBaseSensor
 from airflow_sfi.templating import is_template
 from airflow_sfi.timing import expiry_of, expiry_only, refresh_due, seconds_until
+from airflow_sfi.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 _TRIGGER = "airflow_sfi.triggers.ws_token.SfiWsTokenExpiryTrigger"
 
 
-class SfiWsTokenExpirySensor(BaseSensorOperator):
+class SfiWsTokenExpirySensor(SfiBaseSensor):
     """
     Wait until ``expires_at - refresh_margin``, so that a refresh downstream runs in time.
 
@@ -34,7 +35,8 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
         XCom dict (only its expiry is kept once rendered).
     :param refresh_margin: how long before expiry to finish; the vendor advises 5 minutes.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
-    :param start_from_trigger: start in the triggerer and finish there, never taking a worker slot.
+    :param start_from_trigger: start in the triggerer and finish there, never taking a worker slot
+        (Airflow 3.3 and later; on older releases it fails at DAG parse with :class:`SfiConfigError`).
         Needs ``expires_at`` as a template string, which the triggerer renders, e.g.
         ``"{{ ti.xcom_pull(task_ids='get_token', map_indexes=-1)['expires_at'] }}"`` (the triggerer
         serves single XComs only, hence ``map_indexes=-1``); an XComArg such as ``get_token.output``
@@ -58,6 +60,13 @@ class SfiWsTokenExpirySensor(BaseSensorOperator):
             raise SfiConfigError(f"{self.task_id}: refresh_margin must be a non-negative timedelta")
         templated = is_template(expires_at)
         if start_from_trigger:
+            if not AIRFLOW_V_3_3_PLUS:
+                from airflow import __version__
+
+                raise SfiConfigError(
+                    f"{self.task_id}: start_from_trigger needs Airflow 3.3 or later, whose triggerer renders "
+                    f"the templated expires_at; this is Airflow {__version__}: use deferrable=True instead"
+                )
             if not templated:
                 raise SfiConfigError(
                     f"{self.task_id}: start_from_trigger needs expires_at as a template string, e.g. "

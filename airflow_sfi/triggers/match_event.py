@@ -100,9 +100,9 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
 
     Each event's payload is :meth:`~airflow_sfi.events.FeedEvent.to_payload`: the event with its
     dedupe ``key``. The dedupe state (recent keys and the watermark) is kept in the asset's state
-    store, so a restarted watcher does not fire again for events it fired for more than
-    :data:`VOUCH_AFTER_SECONDS` before it stopped (one it fired just before may fire again). After a
-    burst it fires a flush marker (:data:`FLUSH_AFTER_SECONDS`). A
+    store (Airflow 3.3; in memory below), so a restarted watcher does not fire again for events it
+    fired for more than :data:`VOUCH_AFTER_SECONDS` before it stopped (one it fired just before may
+    fire again). After a burst it fires a flush marker (:data:`FLUSH_AFTER_SECONDS`). A
     configuration error (a channel the plan lacks, a bad key) is logged and retried every
     :data:`CONFIGURATION_RETRY_SECONDS`, not raised.
 
@@ -140,8 +140,11 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
             await asyncio.sleep(CONFIGURATION_RETRY_SECONDS)
 
     async def _restore(self) -> tuple[Any, Any]:
-        """(the asset's state store, the stored dedupe state); (None, None) when there is none to use."""
-        store = self.asset_state_store
+        """
+        (the asset's state store, the stored dedupe state); (None, None) when there is none to use:
+        below Airflow 3.3, which has no asset state store, the dedupe state lives in memory only.
+        """
+        store = getattr(self, "asset_state_store", None)  # Airflow 3.3 and later
         if store is None:
             return None, None
         try:

@@ -90,11 +90,10 @@ class SfiWsTokenRefreshTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import asyncio
-
         from airflow_sfi.hooks.api import SfiHook
         from airflow_sfi.publishing import check_channels, publish, xcoms_of
         from airflow_sfi.refresh import refresh_token
+        from airflow_sfi.version_compat import in_thread
 
         token = await refresh_token(
             SfiHook(self.sfi_conn_id),
@@ -105,7 +104,12 @@ class SfiWsTokenRefreshTrigger(BaseTrigger):
         )
         check_channels(token, self.required_channels)
         if self.variable_key:
-            await asyncio.to_thread(publish, token, self.variable_key)
+            try:
+                await in_thread(publish, token, self.variable_key)
+            except ImportError:
+                # Airflow 3.0's dag.test() runs triggers without the supervisor that Variable.set asks:
+                # the task resumes there (refresh_complete) and stores the token itself.
+                self.log.warning("No Variable access here (dag.test() on Airflow 3.0): the task stores the token")
         self.log.info("Refreshed: expires at %s (%.0f s left)", token.expires_at.isoformat(), token.seconds_left())
         yield TaskSuccessEvent(xcoms=xcoms_of(token))
 

@@ -10,8 +10,7 @@ import traceback
 
 import pendulum
 import pytest
-from airflow.sdk.exceptions import AirflowNotFoundException
-from airflow.sdk.log import redact
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, redact
 
 from airflow_sfi.exceptions import (
     SfiApiError,

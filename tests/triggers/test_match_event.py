@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_sfi.exceptions import SfiConfigError, SfiSubscriptionError
+from airflow_sfi.hooks.api import SfiHook
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.triggers import match_event as feed_triggers
 from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger
@@ -157,11 +158,36 @@ def test_without_a_single_asset_store_the_state_lives_in_memory(sfi_sandbox: San
     assert store.values == {}
 
 
+@pytest.mark.sfi_sandbox(replay=10)
+def test_below_airflow_3_3_there_is_no_state_store_and_dedupe_is_in_memory(sfi_sandbox: SandboxServer) -> None:
+    """Airflow 3.0-3.2 inject no asset state store (no attribute at all): a reconnect's replay is still dropped."""
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    vars(trigger).pop("asset_state_store", None)
+
+    def goals_around_a_reconnect() -> None:
+        goal(sfi_sandbox, 1)
+        goal(sfi_sandbox, 2)
+        assert sfi_sandbox.inject_ws("drop") == 1
+        deadline = time.monotonic() + 5
+        while not any(c.closed_at is None and c.subscriptions for c in sfi_sandbox.ws_connections()[1:]):
+            assert time.monotonic() < deadline, "no second subscribed connection"
+            time.sleep(0.02)
+        goal(sfi_sandbox, 3)
+
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, goals_around_a_reconnect))
+    assert [p["data"]["n"] for p in payloads] == [1, 2, 3]
+    # Each goal reached one connection live; the second connection also got goals 1 and 2 again
+    # (replay=10, after its subscribe), and the in-memory dedupe dropped them.
+    assert [e.recipients for e in sfi_sandbox.emitted()] == [1, 1, 1]
+    assert len(sfi_sandbox.ws_connections()) == 2
+
+
 def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
     sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(feed_triggers, "CONFIGURATION_RETRY_SECONDS", 0.3)
     trigger = rebuilt(SfiMatchEventTrigger(channel="STATS"))  # the PRO plan has MAIN only
+    SfiHook().config  # noqa: B018 - the first connection lookup of a process takes 0.9 s on Airflow 3.0-3.1
 
     async def run_for(seconds: float) -> None:
         task = asyncio.create_task(anext(trigger.run()))
