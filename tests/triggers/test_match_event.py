@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -189,15 +190,20 @@ def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
     trigger = rebuilt(SfiMatchEventTrigger(channel="STATS"))  # the PRO plan has MAIN only
     SfiHook().config  # noqa: B018 - the first connection lookup of a process takes 0.9 s on Airflow 3.0-3.1
 
-    async def run_for(seconds: float) -> None:
+    async def run_until_three_attempts() -> None:
         task = asyncio.create_task(anext(trigger.run()))
-        await asyncio.sleep(seconds)
-        assert not task.done()  # neither an event nor an exception: it waits, then tries again
+        deadline = time.monotonic() + 30
+        while len(sfi_sandbox.calls("ws/new")) < 3 and time.monotonic() < deadline:
+            assert not task.done()  # neither an event nor an exception: it waits, then tries again
+            await asyncio.sleep(0.02)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    asyncio.run(run_for(1.0))
-    assert 3 <= len(sfi_sandbox.calls("ws/new")) <= 4  # one attempt per retry period, no storm
+    asyncio.run(run_until_three_attempts())
+    attempts = [c.at for c in sfi_sandbox.calls("ws/new")]
+    assert len(attempts) >= 3, "the watcher did not try again"
+    # One attempt per retry period, no storm (a slow machine only lengthens the gaps).
+    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(attempts))
     assert sfi_sandbox.ws_connections() == []
     out = capfd.readouterr().out
     assert "cannot run as configured" in out and "STATS" in out
