@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Every runtime dependency at the lowest version pyproject.toml declares, tested in a second environment.
 FLOOR := .venv-floor
 
-.PHONY: venv test test-deployment test-dist test-floor dist check demo demo-feed sandbox bench clean
+.PHONY: venv test test-deployment test-production soak services test-dist test-floor dist check demo demo-feed sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,22 @@ test: check
 
 test-deployment: venv
 	$(BIN)/pytest -m deployment -s
+
+# PostgreSQL and Redis from Debian's packages, only when missing (apt-get, as root).
+services:
+	bash scripts/install_services.sh
+
+$(VENV)/.production-stamp: $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --quiet --editable '.[test,production-test]'
+	touch $@
+
+# PostgreSQL, CeleryExecutor with two workers on Redis, two triggerers, and chaos over 10 token lifetimes.
+test-production: services $(VENV)/.production-stamp
+	$(BIN)/pytest -m production -s
+
+# The same over SFI_SOAK_LIFETIMES (100) lifetimes, its figures written into docs/benchmarks.md (about 45 min).
+soak: services $(VENV)/.production-stamp
+	SFI_SOAK_LIFETIMES=$${SFI_SOAK_LIFETIMES:-100} $(BIN)/python bench/run.py --only production
 
 dist: venv
 	rm -rf dist
