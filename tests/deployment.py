@@ -169,13 +169,16 @@ class Deployment:
         """
         Send ``sig`` (default SIGKILL: a crash, no clean-up) to component ``name``'s whole process group,
         its forked children included, and wait for the component to exit; returns its exit status. With
-        SIGKILL, processes below it in groups of their own (a task's) die too, as in a lost machine.
+        SIGKILL, processes below it in groups of their own (a task's) die too, as in a lost machine. A
+        killed component is no longer expected to run, until :meth:`start` starts it again.
         """
         proc = self.procs[name]
         below = descendants([proc.pid]) if sig == signal.SIGKILL else set()
         os.killpg(proc.pid, sig)
         signal_each(below, sig)
-        return proc.wait(timeout=30)
+        status = proc.wait(timeout=30)
+        del self.procs[name]
+        return status
 
     def component_of(self, pid: int) -> str | None:
         """The running component that ``pid`` is, or runs under (e.g. the worker that runs a task)."""
