@@ -182,8 +182,8 @@ def production_section(p: dict) -> list[str]:
         f"of {p['lifetime_ends_checked']} |",
         f"| time without a valid token | longest **{p['longest_gap_seconds']:.2f} s**, total "
         f"{p['total_gap_seconds']:.2f} s ({p['gaps']} gaps) |",
-        f"| API calls per lifetime | {p['calls_per_lifetime']:.2f} ({p['api_calls']} calls, "
-        f"{p['tokens_issued']} tokens issued) |",
+        f"| API calls per lifetime | {p['calls_per_lifetime']:.2f}, {p['calls_per_lifetime_not_faulted']:.2f} "
+        f"without the faulted ones ({p['api_calls']} calls, {p['tokens_issued']} tokens issued) |",
         f"| kills survived | triggerer {kills.get('triggerer', 0)}, Celery worker {kills.get('worker', 0)}, "
         f"scheduler {kills.get('scheduler', 0)} |",
         "| triggerer takeover (kill to trigger reassigned) | "
