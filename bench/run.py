@@ -169,7 +169,7 @@ def production_section(p: dict) -> list[str]:
         "Redis, two triggerers (health-check threshold "
         f"{p['triggerer_health_check_threshold']} s), scheduler, DAG processor and API server. One fault per "
         "lifetime in turn: the triggerer holding the refresh killed (-9) 3 s before it is due, a Celery worker "
-        "killed (-9) while it runs a rotation task, the scheduler killed (-9) and restarted, four API faults in "
+        "killed (-9) while it runs a rotation task, the scheduler killed (-9) and restarted, two API faults in "
         f"a row at a refresh; and {p['fault_share']:.0%} of all API calls failed at random (seeded). "
         f"Versions: {p['meta']['versions']}; {p['meta']['servers']}.",
         "",
@@ -188,7 +188,7 @@ def production_section(p: dict) -> list[str]:
         f"scheduler {kills.get('scheduler', 0)} |",
         "| triggerer takeover (kill to trigger reassigned) | "
         + (f"median {statistics.median(takeovers):.1f} s, longest {max(takeovers):.1f} s |" if takeovers else "none |"),
-        f"| faults injected | {p['faults_injected']} ({faults}; {p['fault_bursts']} bursts of four) |",
+        f"| faults injected | {p['faults_injected']} ({faults}; {p['fault_bursts']} bursts of two) |",
         f"| secrets searched | {p['secrets_checked']} in {p['log_files_searched']} log files, "
         f"{p['tables_searched']} tables and the decrypted trigger kwargs: none found, but the tokens in the "
         "rotation's XCom (by design) |",
