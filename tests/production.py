@@ -19,12 +19,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import psycopg2
+from typing import TYPE_CHECKING, Any
 
 from tests.deployment import Deployment, free_port, stop_processes
 from tests.helpers import REPO
+
+if TYPE_CHECKING:
+    import psycopg2
 
 WORKERS = ("worker-1", "worker-2")
 TRIGGERERS = ("triggerer-1", "triggerer-2")
@@ -108,7 +109,7 @@ class Postgres:
                 start_new_session=True,
             )
         wait_until("PostgreSQL", self._accepts, self.proc, self.log)
-        db = psycopg2.connect(self.dsn.replace("dbname=airflow", "dbname=postgres"))
+        db = self.connect(self.dsn.replace("dbname=airflow", "dbname=postgres"))
         try:
             db.autocommit = True
             db.cursor().execute("CREATE DATABASE airflow")
@@ -116,16 +117,25 @@ class Postgres:
             db.close()
         return self
 
+    @staticmethod
+    def connect(dsn: str) -> psycopg2.extensions.connection:
+        # Imported here: only `make test-production` installs psycopg2, and every test run collects this module.
+        import psycopg2
+
+        return psycopg2.connect(dsn, connect_timeout=10)
+
     def _accepts(self) -> bool:
+        import psycopg2
+
         try:
-            psycopg2.connect(self.dsn.replace("dbname=airflow", "dbname=postgres")).close()
+            self.connect(self.dsn.replace("dbname=airflow", "dbname=postgres")).close()
         except psycopg2.OperationalError:
             return False
         return True
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run ``sql`` (``?`` placeholders, as :meth:`Deployment.query`) in its own connection and transaction."""
-        db = psycopg2.connect(self.dsn, connect_timeout=10)
+        db = self.connect(self.dsn)
         try:
             cursor = db.cursor()
             cursor.execute(sql.replace("?", "%s"), params or None)
