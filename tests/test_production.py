@@ -78,6 +78,8 @@ class Chaos:
         self.sample = sample
         self.kills: collections.Counter[str] = collections.Counter()
         self.takeover_seconds: list[float] = []
+        self.missed = 0  # triggerer kills skipped: the refresh was already due
+        self.ended_unseen = 0  # killed, and the trigger ended before its takeover was seen
         self.bursts = 0
 
     def run(self, action: str) -> None:
@@ -104,8 +106,10 @@ class Chaos:
         trigger_id, triggerer_id, due = airflow.wait_for("a refresh deferred to a triggerer", assigned, 180, 0.2)
         time.sleep(max(0.0, (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds() - 3))
         rows = airflow.query("SELECT triggerer_id FROM trigger WHERE id = ?", trigger_id)
-        if not rows or rows[0][0] != triggerer_id:
-            return  # it moved or ended on its own: try again in a later lifetime
+        left = (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        if not rows or rows[0][0] != triggerer_id or left < 1:
+            self.missed += 1  # too late to kill it while it waits: try again in a later lifetime
+            return
         victim = airflow.job_component(triggerer_id)
         assert victim in TRIGGERERS
         killed = time.monotonic()
@@ -117,8 +121,10 @@ class Chaos:
             return (found[0][0] if found else None,) if not found or found[0][0] != triggerer_id else None
 
         (taker,) = airflow.wait_for(f"the trigger to leave {victim}", moved, 120, 0.1)
-        self.takeover_seconds.append(time.monotonic() - killed)
-        if taker is not None:  # None: it already ran to its end, and only the other triggerer was alive
+        if taker is None:  # it ran to its end between two looks: only the other triggerer was alive to run it
+            self.ended_unseen += 1
+        else:
+            self.takeover_seconds.append(time.monotonic() - killed)
             assert airflow.job_component(taker) in set(TRIGGERERS) - {victim}
         airflow.start(victim)
 
@@ -253,6 +259,8 @@ def test_rotation_survives_chaos_and_nothing_leaks(production: Any) -> None:
         "tokens_issued": len(api.tokens()),
         "kills_survived": dict(chaos.kills),
         "triggerer_takeover_seconds": chaos.takeover_seconds,
+        "triggerer_kills_skipped": chaos.missed,
+        "triggerer_takeovers_unseen": chaos.ended_unseen,
         "triggerer_health_check_threshold": TRIGGERER_HEALTH_CHECK_THRESHOLD,
         "fault_bursts": chaos.bursts,
         "faults_injected": sum(faults.values()),
