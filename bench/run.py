@@ -187,7 +187,8 @@ def production_section(p: dict) -> list[str]:
         f"| kills survived | triggerer {kills.get('triggerer', 0)}, Celery worker {kills.get('worker', 0)}, "
         f"scheduler {kills.get('scheduler', 0)} |",
         "| triggerer takeover (kill to trigger reassigned) | "
-        + (f"median {statistics.median(takeovers):.1f} s, longest {max(takeovers):.1f} s |" if takeovers else "none |"),
+        + (f"median {statistics.median(takeovers):.1f} s, longest {max(takeovers):.1f} s" if takeovers else "none")
+        + f" ({len(takeovers)} seen) |",
         f"| faults injected | {p['faults_injected']} ({faults}; {p['fault_bursts']} bursts of two) |",
         f"| secrets searched | {p['secrets_checked']} in {p['log_files_searched']} log files, "
         f"{p['tables_searched']} tables and the decrypted trigger kwargs: none found, but the tokens in the "
