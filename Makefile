@@ -9,8 +9,8 @@ FLOOR := .venv-floor
 # pinned by constraints/airflow-<minor>.txt. The newest release is .venv's (constraints.txt).
 OLDER_AIRFLOWS := 3.0 3.1 3.2
 
-.PHONY: venv test test-deployment test-dist test-floor test-matrix test-airflow-3.3 constraints dist check demo \
-	demo-feed sandbox bench clean
+.PHONY: venv test test-deployment test-production soak services test-dist test-floor test-matrix test-airflow-3.3 \
+	constraints dist check demo demo-feed sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,22 @@ test: check
 
 test-deployment: venv
 	$(BIN)/pytest -m deployment -s
+
+# PostgreSQL and Redis from Debian's packages, only when missing (apt-get, as root).
+services:
+	bash scripts/install_services.sh
+
+$(VENV)/.production-stamp: $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --quiet --editable '.[test,production-test]'
+	touch $@
+
+# PostgreSQL, CeleryExecutor with two workers on Redis, two triggerers, and chaos over 10 token lifetimes.
+test-production: services $(VENV)/.production-stamp
+	$(BIN)/pytest -m production -s
+
+# The same over SFI_SOAK_LIFETIMES (100) lifetimes, its figures written into docs/benchmarks.md (about 45 min).
+soak: services $(VENV)/.production-stamp
+	SFI_SOAK_LIFETIMES=$${SFI_SOAK_LIFETIMES:-100} $(BIN)/python bench/run.py --only production
 
 dist: venv
 	rm -rf dist

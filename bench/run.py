@@ -101,23 +101,100 @@ FEED_TEST = "tests/test_deployment_feed.py"
 FEED_P95_TARGET_S = 3.0
 
 
-def deployment_feed_figures() -> dict:
-    """The deployment test's figures: from ``SFI_FEED_FIGURES`` when that file exists, else by running the test."""
-    given = os.environ.get("SFI_FEED_FIGURES")
+def test_figures(test: str, marker: str, variable: str) -> dict:
+    """
+    A test's figures: from the file named by ``variable`` when it exists, else by running the test with
+    ``variable`` naming a new file it writes them to.
+    """
+    given = os.environ.get(variable)
     if given and Path(given).is_file():
-        return {**json.loads(Path(given).read_text()), "source": "run before; its figures read from SFI_FEED_FIGURES"}
-    path = Path(tempfile.mkdtemp(prefix="sfi-bench-feed-")) / "figures.json"
+        return {**json.loads(Path(given).read_text()), "source": f"run before; its figures read from {variable}"}
+    path = Path(tempfile.mkdtemp(prefix="sfi-bench-figures-")) / "figures.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "deployment", "-s", "-q", "-p", "no:cacheprovider", FEED_TEST],
+        [sys.executable, "-m", "pytest", "-m", marker, "-s", "-q", "-p", "no:cacheprovider", test],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, "SFI_FEED_FIGURES": str(path)},
+        env={**os.environ, variable: str(path)},
         check=False,
     )
     if done.returncode != 0 or not path.is_file():
-        raise RuntimeError(f"{FEED_TEST} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+        raise RuntimeError(f"{test} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
     return {**json.loads(path.read_text()), "source": "run by bench/run.py"}
+
+
+def deployment_feed_figures() -> dict:
+    """The deployment test's figures: from ``SFI_FEED_FIGURES`` when that file exists, else by running the test."""
+    return test_figures(FEED_TEST, "deployment", "SFI_FEED_FIGURES")
+
+
+# Section 7, production: tests/test_production.py over SFI_SOAK_LIFETIMES lifetimes (`make soak`).
+PRODUCTION_TEST = "tests/test_production.py"
+PRODUCTION_PACKAGES = ("apache-airflow", "apache-airflow-providers-celery", "celery", "redis", "psycopg2-binary")
+
+
+def production() -> dict:
+    started = time.monotonic()
+    figures = test_figures(PRODUCTION_TEST, "production", "SFI_PRODUCTION_FIGURES")
+    figures["meta"] = {
+        "machine": machine(),
+        "versions": versions(PRODUCTION_PACKAGES),
+        "servers": server_versions(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "seconds": time.monotonic() - started,
+    }
+    return figures
+
+
+def server_versions() -> str:
+    found = []
+    for command in (["redis-server", "--version"], ["pg_config", "--version"]):
+        try:
+            found.append(subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip())
+        except OSError:
+            continue
+    return "; ".join(found)
+
+
+def production_section(p: dict) -> list[str]:
+    kills = p["kills_survived"]
+    takeovers = p["triggerer_takeover_seconds"]
+    faults = ", ".join(f"{kind} {n}" for kind, n in sorted(p["faults_by_kind"].items()))
+    return [
+        "## 7. Production: PostgreSQL, Celery, two triggerers, under chaos",
+        "",
+        f"`make soak` ({p['meta']['measured_at']}, {p['meta']['seconds'] / 60:.0f} min): `tests/test_production.py` "
+        f"over {p['lifetimes']} token lifetimes (sandbox TTL {p['ttl_seconds']:g} s, refresh margin "
+        f"{p['margin_seconds']:g} s). PostgreSQL as the metadata database, CeleryExecutor with two workers on "
+        "Redis, two triggerers (health-check threshold "
+        f"{p['triggerer_health_check_threshold']} s), scheduler, DAG processor and API server. One fault per "
+        "lifetime in turn: the triggerer holding the refresh killed (-9) 3 s before it is due, a Celery worker "
+        "killed (-9) while it runs a rotation task, the scheduler killed (-9) and restarted, two API faults in "
+        f"a row at a refresh; and {p['fault_share']:.0%} of all API calls failed at random (seeded). "
+        f"Versions: {p['meta']['versions']}; {p['meta']['servers']}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| lifetimes | {p['lifetimes']} ({p['rotation_seconds'] / 60:.1f} min of rotation) |",
+        f"| failed DAG runs | **{p['failed_dag_runs']}** of {p['dag_runs']} |",
+        f"| task instances retried / failed | {p['retried_task_instances']} / {p['failed_task_instances']} |",
+        f"| lifetimes that ended without a valid token published | **{p['lifetime_ends_without_valid_token']}** "
+        f"of {p['lifetime_ends_checked']} |",
+        f"| time without a valid token | longest **{p['longest_gap_seconds']:.2f} s**, total "
+        f"{p['total_gap_seconds']:.2f} s ({p['gaps']} gaps) |",
+        f"| API calls per lifetime | {p['calls_per_lifetime']:.2f}, {p['calls_per_lifetime_not_faulted']:.2f} "
+        f"without the faulted ones ({p['api_calls']} calls, {p['tokens_issued']} tokens issued) |",
+        f"| kills survived | triggerer {kills.get('triggerer', 0)}, Celery worker {kills.get('worker', 0)}, "
+        f"scheduler {kills.get('scheduler', 0)} |",
+        "| triggerer takeover (kill to trigger reassigned) | "
+        + (f"median {statistics.median(takeovers):.1f} s, longest {max(takeovers):.1f} s" if takeovers else "none")
+        + f" ({len(takeovers)} seen) |",
+        f"| faults injected | {p['faults_injected']} ({faults}; {p['fault_bursts']} bursts of two) |",
+        f"| secrets searched | {p['secrets_checked']} in {p['log_files_searched']} log files, "
+        f"{p['tables_searched']} tables and the decrypted trigger kwargs: none found, but the tokens in the "
+        "rotation's XCom (by design) |",
+        "",
+    ]
 
 
 def feed() -> dict:
@@ -414,7 +491,8 @@ def render(data: dict) -> list[str]:
         *(f"- {s:.1f} s {phase} `{test}`" for s, phase, test in tests["current"]["slowest"]),
         "",
     ]
-    return lines + (feed_section(data["feed"]) if "feed" in data else [])
+    lines += feed_section(data["feed"]) if "feed" in data else []
+    return lines + (production_section(data["production"]) if "production" in data else [])
 
 
 def write(data: dict) -> None:
@@ -429,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["feed"],
+        choices=["feed", "production"],
         help="measure one section again and merge it into docs/benchmarks.json, keeping the others' figures",
     )
     parser.add_argument("--render", action="store_true", help="only write docs/benchmarks.md from the JSON")
@@ -437,10 +515,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.render:
         write(json.loads((REPO / "docs" / "benchmarks.json").read_text()))
         return
-    if args.only == "feed":
+    if args.only:
         data = json.loads((REPO / "docs" / "benchmarks.json").read_text())
         data.setdefault("meta", meta_from_markdown())
-        data["feed"] = feed()
+        data[args.only] = feed() if args.only == "feed" else production()
         write(data)
         return
     data = {

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
 from airflow_sfi.sandbox import GapWatcher, SandboxServer
 from tests.deployment import Deployment
@@ -65,19 +64,6 @@ def xcom(airflow: Deployment, run_id: str, task_id: str) -> Any:
     return json.loads(rows[0][0]) if rows else None
 
 
-def published_token(airflow: Deployment) -> str | None:
-    """The token in the Variable sfi_ws_token now, as a consumer outside Airflow would read it."""
-    try:
-        rows = airflow.query("SELECT val, is_encrypted FROM variable WHERE key = 'sfi_ws_token'")
-        if not rows:
-            return None
-        value, encrypted = rows[0]
-        text = Fernet(airflow.fernet_key.encode()).decrypt(value.encode()).decode() if encrypted else value
-        return str(json.loads(text)["token"])
-    except Exception:  # a locked database: count it as a poll that saw nothing
-        return None
-
-
 def events(airflow: Deployment, run_id: str, task_id: str) -> list[str]:
     rows = airflow.query("SELECT event FROM log WHERE run_id = ? AND task_id = ? ORDER BY id", run_id, task_id)
     return [event for (event,) in rows]
@@ -114,7 +100,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     # Phase 1, ws/renew available: the token is renewed before it expires, and carried from run to run.
     airflow.cli("dags", "unpause", "sfi_token_rotation")
     started = time.monotonic()
-    with GapWatcher(api.sandbox, lambda: published_token(airflow), every=0.1) as renewing:
+    with GapWatcher(api.sandbox, airflow.published_token, every=0.1) as renewing:
         refreshed = airflow.wait_for(
             f"{LIFETIMES} refreshes with renew", refreshes_done(LIFETIMES), timeout=LIFETIMES * 60 + 120, every=0.5
         )
@@ -122,7 +108,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     lifetimes_renewing = refreshed + 1  # the first token's validity, then one per refresh
     # Phase 2, ws/renew absent: each refresh waits out the token and gets a new one.
     api.sandbox.renew = "absent"
-    with GapWatcher(api.sandbox, lambda: published_token(airflow), every=0.1) as replacing:
+    with GapWatcher(api.sandbox, airflow.published_token, every=0.1) as replacing:
         more = airflow.wait_for(
             f"{LIFETIMES} refreshes without renew",
             refreshes_done(refreshed + LIFETIMES),

@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # Per plan: the channels ws/new grants and the connection limits. BASIC lacks the endpoint.
@@ -26,7 +27,9 @@ PLANS: Mapping[str, tuple[tuple[str, ...], int, int]] = {
 }
 KEY_STATES = ("valid", "suspended", "wrong_ip")
 RAPIDAPI_HOSTS = ("soccer-football-info.p.rapidapi.com", "soccerfootballinfo.rapidapi.com")
-FAULTS = ("5xx", "html", "malformed", "huge", "slow", "drop", "rate_limit")
+FAULTS = ("5xx", "html", "malformed", "huge", "slow", "drop", "rate_limit", "throttle")
+# What a flaky network and a busy API do: drawn from for ``fault_rate``.
+RANDOM_FAULTS = ("5xx", "drop", "slow", "throttle")
 WS_ENDPOINTS = ("ws/new", "ws/renew")
 # ws/renew is documented by name only: "extend" models it as extending the active token, "absent"
 # as a path the API does not have.
@@ -139,6 +142,11 @@ class Sandbox:
     :param max_subscribe: overrides the plan's ``max_subscribe_per_connection`` for every key when set.
     :param clock: seconds since the epoch; injectable for tests. Every time the sandbox keeps
         (request log, token history, rate windows) comes from it.
+    :param fault_rate: the share of requests, 0 to 1, that fail in a way drawn from ``fault_kinds``
+        (after any faults queued by :meth:`inject`); 0 by default.
+    :param fault_seed: seeds the draws, so that a run's faults can be replayed.
+    :param fault_kinds: the kinds drawn from, each equally likely; default :data:`RANDOM_FAULTS`.
+    :param fault_delay: seconds a drawn ``slow`` fault stalls, and a drawn ``throttle`` asks to wait.
     """
 
     def __init__(
@@ -155,6 +163,10 @@ class Sandbox:
         max_connections: int | None = None,
         max_subscribe: int | None = None,
         clock: Callable[[], float] = time.time,
+        fault_rate: float = 0.0,
+        fault_seed: int | None = None,
+        fault_kinds: Sequence[str] = RANDOM_FAULTS,
+        fault_delay: float = 5.0,
     ) -> None:
         if ttl <= 0 or rate_limit < 0 or rate_window <= 0:
             raise ValueError("ttl and rate_window must be positive and rate_limit not negative")
@@ -164,6 +176,10 @@ class Sandbox:
             raise ValueError(f"renew must be 'extend' or 'absent', got {renew!r}")
         if (max_connections is not None and max_connections < 0) or (max_subscribe is not None and max_subscribe < 0):
             raise ValueError("max_connections and max_subscribe must not be negative")
+        if not 0 <= fault_rate <= 1 or fault_delay < 0:
+            raise ValueError("fault_rate must be between 0 and 1 and fault_delay not negative")
+        if not fault_kinds or set(fault_kinds) - set(FAULTS):
+            raise ValueError(f"fault_kinds must be some of {list(FAULTS)}, got {list(fault_kinds)}")
         self.keys = dict(DEFAULT_KEYS if keys is None else keys)
         self.ttl = ttl
         self.rate_limit = rate_limit
@@ -175,6 +191,11 @@ class Sandbox:
         self.max_connections = max_connections
         self.max_subscribe = max_subscribe
         self.clock = clock
+        self.fault_rate = fault_rate
+        self.fault_kinds = tuple(fault_kinds)
+        self.fault_delay = fault_delay
+        # Not for secrets: a seeded, replayable choice of which requests fail.
+        self._random = random.Random(fault_seed)  # noqa: S311
         self.requests: list[RequestRecord] = []
         self._tokens: list[TokenRecord] = []  # every token issued, in issue order
         self._active: dict[str, int] = {}  # key -> index in _tokens of its latest token
@@ -188,8 +209,9 @@ class Sandbox:
 
         :param kind: ``5xx`` (an error envelope, 500 unless ``status``), ``html`` (a 502 HTML page,
             or ``status``), ``malformed`` (truncated JSON under 200), ``slow`` (answer after
-            ``delay`` seconds), ``huge`` (a 2 MiB body), ``drop`` (close the connection without answering) or
-            ``rate_limit`` (a 429 as if the window were used up).
+            ``delay`` seconds), ``huge`` (a 2 MiB body), ``drop`` (close the connection without answering),
+            ``rate_limit`` (a 429 as if the window were used up) or ``throttle`` (a short 429: ``Retry-After``
+            and the reset are ``delay`` seconds; the request is not counted).
         """
         if kind not in FAULTS:
             raise ValueError(f"fault {kind!r} is not one of {list(FAULTS)}")
@@ -252,8 +274,13 @@ class Sandbox:
             return [r.token for r in self._tokens]
 
     def next_fault(self) -> _Fault | None:
+        """The fault for the next request: a queued one first, else one drawn at ``fault_rate``, else None."""
         with self._lock:
-            return self._faults.pop(0) if self._faults else None
+            if self._faults:
+                return self._faults.pop(0)
+            if self.fault_rate and self._random.random() < self.fault_rate:
+                return _Fault(self._random.choice(self.fault_kinds), self.fault_delay, None)
+            return None
 
     def log(self, record: RequestRecord) -> None:
         with self._lock:
@@ -363,17 +390,22 @@ class Sandbox:
             start, used = self._windows.get(key, (now, 0))
             if now >= start + self.rate_window:
                 start, used = now, 0
-            limited = used >= self.rate_limit or (fault is not None and fault.kind == "rate_limit")
+            throttle = fault is not None and fault.kind == "throttle"
+            limited = used >= self.rate_limit or throttle or (fault is not None and fault.kind == "rate_limit")
             if not limited:
                 used += 1
             self._windows[key] = (start, used)
-        left = max(0, math.ceil(start + self.rate_window - now))
+        left = (
+            math.ceil(fault.delay)
+            if fault is not None and throttle
+            else max(0, math.ceil(start + self.rate_window - now))
+        )
         headers = {
             "X-Rate-Limit-Limit": str(self.rate_limit),
             "X-Rate-Limit-Remaining": str(0 if limited else self.rate_limit - used),
             "X-Rate-Limit-Reset": str(left if self.reset_style == "seconds" else math.ceil(now) + left),
         }
-        if limited and self.retry_after:
+        if limited and (self.retry_after or throttle):
             headers["Retry-After"] = str(left)
         return limited, headers
 

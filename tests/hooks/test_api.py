@@ -164,6 +164,13 @@ def test_short_retry_after_is_waited_out(sfi_sandbox: SandboxServer, no_real_bac
     assert [c.status for c in sfi_sandbox.calls()] == [200, 429, 200]
 
 
+def test_sandbox_throttle_is_waited_out(sfi_sandbox: SandboxServer, no_real_backoff: FakeSleep) -> None:
+    sfi_sandbox.inject("throttle", delay=3)
+    assert SfiHook().get_ws_token().is_new
+    assert no_real_backoff.waits == [3.0]
+    assert [(c.status, c.fault) for c in sfi_sandbox.calls()] == [(429, "throttle"), (200, None)]
+
+
 def test_two_5xx_then_success_with_growing_backoff(sfi_sandbox: SandboxServer, no_real_backoff: FakeSleep) -> None:
     sfi_sandbox.inject("5xx", 2, status=503)
     assert SfiHook().get_ws_token().is_new

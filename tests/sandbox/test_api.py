@@ -347,6 +347,35 @@ def test_rate_limit_epoch_reset_and_retry_after() -> None:
     assert (answer.headers["X-Rate-Limit-Reset"], answer.headers["Retry-After"]) == ("1700003601", "3600")
 
 
+def test_throttle_fault_is_a_short_429_that_is_not_counted() -> None:
+    sandbox = Sandbox(rate_limit=5, clock=Clock())
+    sandbox.inject("throttle", delay=1.5)
+    answer = ask(sandbox, fault=True)
+    assert answer.status == 429
+    assert json.loads(answer.body)["errors"] == [{"code": 7, "message": "Too many requests"}]
+    assert (answer.headers["Retry-After"], answer.headers["X-Rate-Limit-Reset"]) == ("2", "2")
+    assert ask(sandbox).headers["X-Rate-Limit-Remaining"] == "4"
+
+
+def test_fault_rate_draws_seeded_faults_after_the_queued_ones() -> None:
+    def draws(seed: int) -> list[str | None]:
+        sandbox = Sandbox(fault_rate=0.1, fault_seed=seed, fault_delay=0.5, clock=Clock())
+        sandbox.inject("huge")
+        faults = [sandbox.next_fault() for _ in range(2001)]
+        assert faults[0] is not None and faults[0].kind == "huge"
+        assert {f.delay for f in faults[1:] if f is not None} == {0.5}
+        return [None if f is None else f.kind for f in faults[1:]]
+
+    kinds = draws(7)
+    assert kinds == draws(7) and kinds != draws(8)
+    drawn = [k for k in kinds if k is not None]
+    assert 150 <= len(drawn) <= 250
+    assert set(drawn) == {"5xx", "drop", "slow", "throttle"}
+    assert Sandbox().next_fault() is None
+    only = Sandbox(fault_rate=1, fault_kinds=["drop"])
+    assert only.next_fault() is not None and only.fault_kinds == ("drop",)
+
+
 @pytest.mark.parametrize(
     ("make", "match"),
     [
@@ -357,6 +386,10 @@ def test_rate_limit_epoch_reset_and_retry_after() -> None:
         (lambda: Sandbox(rate_limit=-1), "rate_limit"),
         (lambda: Sandbox(reset_style="minutes"), "reset_style"),
         (lambda: Sandbox(renew="replace"), "renew must be 'extend' or 'absent', got 'replace'"),
+        (lambda: Sandbox(fault_rate=1.5), "fault_rate"),
+        (lambda: Sandbox(fault_delay=-1), "fault_delay"),
+        (lambda: Sandbox(fault_kinds=["explode"]), "fault_kinds"),
+        (lambda: Sandbox(fault_kinds=[]), "fault_kinds"),
     ],
 )
 def test_bad_options_are_refused(make, match: str) -> None:
