@@ -47,6 +47,13 @@ def rebuilt(trigger: Any) -> Any:
     return getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
 
 
+def goal_watcher(store: Any) -> Any:
+    """A goal watcher, rebuilt from its kwargs, that keeps its state in ``store``: a restart is a second one."""
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    trigger.asset_state_store = store
+    return trigger
+
+
 async def fire(api: SandboxServer, trigger: Any, during: Callable[[], Any]) -> list[dict[str, Any]]:
     """Run the trigger while ``during`` runs in a thread (once it is connected); the payloads it yielded."""
     return [event.payload for event in await drain_while(api, trigger.run(), during, settle=0.4)]
@@ -115,13 +122,11 @@ def test_a_restarted_watcher_does_not_fire_again_for_what_the_server_replays(
 ) -> None:
     monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 0.1)
     store = Store()
-    first = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
-    first.asset_state_store = store
+    first = goal_watcher(store)
     before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2, 3)]))
     assert [p["data"]["n"] for p in before] == [1, 2, 3]
 
-    second = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
-    second.asset_state_store = store
+    second = goal_watcher(store)
     after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 4)))
     assert [p["data"]["n"] for p in after] == [4]
     # The server did replay the three goals to the new connection: the stored state dropped them.
@@ -137,14 +142,12 @@ def test_a_watcher_stopped_right_after_firing_fires_again_rather_than_lose_the_e
     # Stopped before the triggerer could have stored what it fired: the state does not vouch for it yet.
     monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 60)
     store = Store()
-    first = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
-    first.asset_state_store = store
+    first = goal_watcher(store)
     before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2)]))
     assert [p["data"]["n"] for p in before] == [1, 2]
     assert STATE_KEY not in store.values
 
-    second = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
-    second.asset_state_store = store
+    second = goal_watcher(store)
     after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 3)))
     assert [p["data"]["n"] for p in after] == [1, 2, 3]  # replayed and fired again: at least once
     assert [p["key"] for p in after[:2]] == [p["key"] for p in before]  # the same keys, for consumers to drop
