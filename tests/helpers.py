@@ -96,9 +96,18 @@ async def drain_while(
         await asyncio.to_thread(during)
         await asyncio.sleep(settle)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
     return got
+
+
+async def cancel_and_wait(task: asyncio.Future[Any], timeout: float = 10.0) -> None:
+    """
+    Cancel ``task`` and wait for it to end, with a timer: once in dozens of runs on Airflow 3.1 a cancelled
+    trigger's task ended with nothing left to wake its awaiter, and a bare ``gather`` slept for good.
+    """
+    task.cancel()
+    await asyncio.wait({task}, timeout=timeout)
+    assert task.done(), f"still running {timeout:g} s after it was cancelled"
 
 
 def when_subscribed(api: Any, topic: str, then: Callable[[], Any], timeout: float = 60.0) -> None:

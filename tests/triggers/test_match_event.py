@@ -17,7 +17,7 @@ from airflow_sfi.hooks.api import SfiHook
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.triggers import match_event as feed_triggers
 from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger
-from tests.helpers import drain_while
+from tests.helpers import cancel_and_wait, drain_while
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
@@ -199,8 +199,7 @@ def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
         while len(sfi_sandbox.calls("ws/new")) < 3 and time.monotonic() < deadline:
             assert not task.done()  # neither an event nor an exception: it waits, then tries again
             await asyncio.sleep(0.02)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     asyncio.run(run_until_three_attempts())
     attempts = [c.at for c in sfi_sandbox.calls("ws/new")]
