@@ -163,6 +163,7 @@ def production_section(p: dict) -> list[str]:
     kills = p["kills_survived"]
     takeovers = p["triggerer_takeover_seconds"]
     faults = ", ".join(f"{kind} {n}" for kind, n in sorted(p["faults_by_kind"].items()))
+    random_faults = p["faults_injected"] - 2 * p["fault_bursts"]
     return [
         "## 7. Production: PostgreSQL, Celery, two triggerers, under chaos",
         "",
@@ -173,7 +174,8 @@ def production_section(p: dict) -> list[str]:
         f"{p['triggerer_health_check_threshold']} s), scheduler, DAG processor and API server. One fault per "
         "lifetime in turn: the triggerer holding the refresh killed (-9) 3 s before it is due, a Celery worker "
         "killed (-9) while it runs a rotation task, the scheduler killed (-9) and restarted, two API faults in "
-        f"a row at a refresh; and {p['fault_share']:.0%} of all API calls failed at random (seeded). "
+        f"a row at a refresh; and calls failed at random (seeded): {random_faults} of {p['api_calls']}. In all "
+        f"{p['fault_share']:.0%} of the API calls met a fault. "
         f"Versions: {p['meta']['versions']}; {p['meta']['servers']}.",
         "",
         "| | |",
@@ -186,7 +188,8 @@ def production_section(p: dict) -> list[str]:
         f"| time without a valid token | longest **{p['longest_gap_seconds']:.2f} s**, total "
         f"{p['total_gap_seconds']:.2f} s ({p['gaps']} gaps) |",
         f"| API calls per lifetime | {p['calls_per_lifetime']:.2f}, {p['calls_per_lifetime_not_faulted']:.2f} "
-        f"without the faulted ones ({p['api_calls']} calls, {p['tokens_issued']} tokens issued) |",
+        f"without the faulted ones ({p['api_calls']} calls, "
+        f"{p['tokens_issued']} token{'s' if p['tokens_issued'] != 1 else ''} issued) |",
         f"| kills survived | triggerer {kills.get('triggerer', 0)}, Celery worker {kills.get('worker', 0)}, "
         f"scheduler {kills.get('scheduler', 0)} |",
         "| triggerer takeover (kill to trigger reassigned) | "
@@ -408,7 +411,8 @@ def render(data: dict) -> list[str]:
         f"Versions: {meta['versions']}.",
         "Reproduce: `make bench` (writes this file; about fifteen minutes). Section 6 alone: "
         "`python bench/run.py --only feed`, which measures it again, merges it into `docs/benchmarks.json` and "
-        "writes this file from that JSON (the other sections' figures are left as they were measured).",
+        "writes this file from that JSON (the other sections' figures are left as they were measured). "
+        "Section 7: `make soak` (`--only production`, about 45 minutes), the same way.",
         "",
         "## 1. Parse-time import cost",
         "",
