@@ -101,10 +101,7 @@ async def drain_while(
 
 
 async def cancel_and_wait(task: asyncio.Future[Any], timeout: float = 10.0) -> None:
-    """
-    Cancel ``task`` and wait for it to end, with a timer: once in dozens of runs on Airflow 3.1 a cancelled
-    trigger's task ended with nothing left to wake its awaiter, and a bare ``gather`` slept for good.
-    """
+    """Cancel ``task`` and wait for it to end, bounded: a task that ignores its cancellation fails, not hangs."""
     task.cancel()
     await asyncio.wait({task}, timeout=timeout)
     assert task.done(), f"still running {timeout:g} s after it was cancelled"

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from airflow_sfi.aio import stop
 from airflow_sfi.events import (
     FINAL_ERRORS,
     MAX_FRAME_BYTES,
@@ -127,11 +128,7 @@ class SfiFeedHook(BaseHook):
                 if dedupe.first_time(event):
                     yield event
         finally:
-            for task in (get, session):
-                if task is not None:
-                    task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await session
+            await stop(get, session)
 
 
 class _Link:

@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_sfi.aio import stop
 from airflow_sfi.events import EVENT_TYPES, Deduplicator, FeedEvent, Subscription
 from airflow_sfi.exceptions import SfiConfigError, SfiError
 from airflow_sfi.triggers.ws_token import _serialized
@@ -239,8 +240,5 @@ async def _with_flushes(
             last = now
             yield event
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
+        await stop(pending)
         await events.aclose()

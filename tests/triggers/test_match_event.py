@@ -7,7 +7,7 @@ import importlib
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from airflow_sfi.exceptions import SfiConfigError, SfiSubscriptionError
 from airflow_sfi.hooks.api import SfiHook
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.triggers import match_event as feed_triggers
-from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger
+from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger, _with_flushes
 from tests.helpers import cancel_and_wait, drain_while
 
 MATCH = "0123456789abcdef"
@@ -209,6 +209,26 @@ def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
     assert sfi_sandbox.ws_connections() == []
     out = capfd.readouterr().out
     assert "cannot run as configured" in out and "STATS" in out
+
+
+def test_a_cancel_that_races_a_configuration_error_still_cancels_the_watcher() -> None:
+    # The triggerer cancels a watcher just as its feed fails: the failure must not replace the
+    # cancellation, or the watcher would log it, wait and run on for good.
+    async def scenario() -> asyncio.Task[Any]:
+        failed = asyncio.Event()
+
+        async def events() -> AsyncGenerator[Any, None]:
+            failed.set()
+            raise SfiSubscriptionError("the plan does not include channel(s) STATS", error_code="CHANNEL_NOT_ALLOWED")
+            yield  # an async generator
+
+        task = asyncio.create_task(anext(_with_flushes(events(), after=1.0)))
+        await failed.wait()  # the feed has failed; the watcher has not seen it yet
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        return task
+
+    assert asyncio.run(scenario()).cancelled()
 
 
 def test_the_wait_trigger_fires_once_with_the_first_match(sfi_sandbox: SandboxServer) -> None:

@@ -1,0 +1,51 @@
+"""Stopping tasks from a ``finally`` without losing the caller's own exception."""
+
+from __future__ import annotations
+
+import asyncio
+
+from airflow_sfi.aio import stop
+from airflow_sfi.exceptions import SfiSubscriptionError
+
+
+def test_a_cancelled_caller_stays_cancelled_when_the_task_it_stops_had_failed() -> None:
+    async def scenario() -> asyncio.Task[None]:
+        async def fail() -> None:
+            raise SfiSubscriptionError("the plan does not include channel(s) STATS", error_code="CHANNEL_NOT_ALLOWED")
+
+        failed = asyncio.create_task(fail())
+
+        async def caller() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await stop(failed, None)
+
+        task = asyncio.create_task(caller())
+        while not failed.done():
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        return task
+
+    assert asyncio.run(scenario()).cancelled()
+
+
+def test_stop_cancels_what_still_runs_and_waits_for_it() -> None:
+    async def scenario() -> tuple[asyncio.Task[None], list[str]]:
+        ended: list[str] = []
+
+        async def work() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.01)  # its own cleanup, awaited before stop returns
+                ended.append("work")
+
+        task = asyncio.create_task(work())
+        await asyncio.sleep(0)
+        await stop(task)
+        return task, ended
+
+    task, ended = asyncio.run(scenario())
+    assert task.cancelled() and ended == ["work"]
