@@ -6,6 +6,7 @@ import asyncio
 
 from airflow_sfi.aio import stop
 from airflow_sfi.exceptions import SfiSubscriptionError
+from tests.helpers import cancel_and_wait
 
 
 def test_a_cancelled_caller_stays_cancelled_when_the_task_it_stops_had_failed() -> None:
@@ -24,8 +25,7 @@ def test_a_cancelled_caller_stays_cancelled_when_the_task_it_stops_had_failed() 
         task = asyncio.create_task(caller())
         while not failed.done():
             await asyncio.sleep(0)
-        task.cancel()
-        await asyncio.wait({task}, timeout=5)
+        await cancel_and_wait(task)
         return task
 
     assert asyncio.run(scenario()).cancelled()

@@ -224,8 +224,7 @@ def test_a_cancel_that_races_a_configuration_error_still_cancels_the_watcher() -
 
         task = asyncio.create_task(anext(_with_flushes(events(), after=1.0)))
         await failed.wait()  # the feed has failed; the watcher has not seen it yet
-        task.cancel()
-        await asyncio.wait({task}, timeout=5)
+        await cancel_and_wait(task)
         return task
 
     assert asyncio.run(scenario()).cancelled()
