@@ -8,6 +8,7 @@ FLOOR := .venv-floor
 # The older Airflow 3 releases, each at its newest patch in its own environment (.venv-airflow-3.0, ...),
 # pinned by constraints/airflow-<minor>.txt. The newest release is .venv's (constraints.txt).
 OLDER_AIRFLOWS := 3.0 3.1 3.2
+BENCH := .venv-bench
 
 .PHONY: venv test test-deployment test-production soak services test-dist test-floor test-matrix test-airflow-3.3 \
 	constraints dist check demo demo-feed sandbox bench clean
@@ -15,7 +16,7 @@ OLDER_AIRFLOWS := 3.0 3.1 3.2
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable '.[test]'
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable . --group dev
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -36,7 +37,8 @@ services:
 	bash scripts/install_services.sh
 
 $(VENV)/.production-stamp: $(STAMP)
-	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --quiet --editable '.[test,production-test]'
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --quiet --editable . \
+		--group dev --group production-test
 	touch $@
 
 # PostgreSQL, CeleryExecutor with two workers on Redis, two triggerers, and chaos over 10 token lifetimes.
@@ -63,11 +65,11 @@ $(FLOOR)/.installed-stamp: pyproject.toml constraints.txt constraints/airflow-3.
 	rm -rf $(FLOOR)
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install --quiet --upgrade pip uv
-	grep -E '^(pytest|hypothesis|ruff|mypy|types-requests|twine)==' constraints.txt > $(FLOOR)/test-tools.txt
+	grep -E '^(pytest|pytest-randomly|hypothesis|ruff|mypy|types-requests|twine)==' constraints.txt > $(FLOOR)/test-tools.txt
 	$(BIN)/python scripts/check_floor.py --constraints > $(FLOOR)/floors.txt
 	$(FLOOR)/bin/uv pip install --python $(FLOOR)/bin/python --resolution lowest-direct \
 		--constraint $(FLOOR)/test-tools.txt --constraint $(FLOOR)/floors.txt \
-		--constraint constraints/airflow-3.0.in --editable '.[test]'
+		--constraint constraints/airflow-3.0.in --editable . --group dev
 	$(FLOOR)/bin/python scripts/check_floor.py
 	touch $@
 
@@ -80,7 +82,7 @@ test-floor: $(FLOOR)/.installed-stamp
 	rm -rf .venv-airflow-$*
 	$(BIN)/uv venv --quiet --python $(PYTHON) .venv-airflow-$*
 	$(BIN)/uv pip install --quiet --python .venv-airflow-$*/bin/python --constraint constraints/airflow-$*.txt \
-		--editable '.[test]'
+		--editable . --group dev
 	touch $@
 
 test-airflow-%: .venv-airflow-%/.installed-stamp
@@ -96,7 +98,7 @@ test-matrix: $(addprefix test-airflow-,$(OLDER_AIRFLOWS)) test-airflow-3.3 test-
 # (the Airflow release and the pins it needs); asks the package index, so run it by hand.
 constraints: venv
 	for minor in $(OLDER_AIRFLOWS); do \
-		$(BIN)/uv pip compile --quiet --python-version 3.11 --extra test --no-annotate \
+		$(BIN)/uv pip compile --quiet --python-version 3.11 --group dev --no-annotate \
 			--custom-compile-command "make constraints" --constraint constraints/airflow-$$minor.in \
 			--output-file constraints/airflow-$$minor.txt pyproject.toml || exit 1; \
 	done
@@ -107,12 +109,19 @@ demo: venv
 demo-feed: venv
 	$(BIN)/python scripts/demo_feed.py
 
-bench: venv
-	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --quiet --editable '.[test,bench]'
-	$(BIN)/python bench/run.py
+# Its own environment, so that providers-http never sits in .venv, where the suite runs.
+$(BENCH)/.installed-stamp: pyproject.toml constraints.txt $(STAMP)
+	rm -rf $(BENCH)
+	$(BIN)/uv venv --quiet --python $(PYTHON) $(BENCH)
+	$(BIN)/uv pip install --quiet --python $(BENCH)/bin/python --constraint constraints.txt --editable . \
+		--group dev --group bench
+	touch $@
+
+bench: $(BENCH)/.installed-stamp
+	$(BENCH)/bin/python bench/run.py
 
 sandbox: venv
 	$(BIN)/python -m airflow_sfi.sandbox --port 8080
 
 clean:
-	rm -rf $(VENV) $(FLOOR) $(addprefix .venv-airflow-,$(OLDER_AIRFLOWS)) .demo .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) $(FLOOR) $(BENCH) $(addprefix .venv-airflow-,$(OLDER_AIRFLOWS)) .demo .pytest_cache .mypy_cache .ruff_cache dist build

@@ -40,7 +40,7 @@ def main() -> int:
     wrong = []
     for line in requires("airflow-provider-sfi") or []:
         requirement = Requirement(line)
-        if requirement.marker is not None:  # extras (test, bench) are not runtime dependencies
+        if requirement.marker is not None:  # an extra's, were there any: not a runtime dependency
             continue
         floor = floor_of(requirement)
         installed = version(requirement.name)

@@ -1,4 +1,10 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): the ``sfi_sandbox`` fixture."""
+"""
+pytest plugin: the ``sfi_sandbox`` fixture. It is opt-in, so it costs nothing where it is not used.
+
+To use it, add this line to your top-level ``conftest.py`` (or pass ``-p airflow_sfi.sandbox.pytest_plugin``):
+
+    pytest_plugins = ["airflow_sfi.sandbox.pytest_plugin"]
+"""
 
 from __future__ import annotations
 
