@@ -8,10 +8,12 @@ FLOOR := .venv-floor
 # The older Airflow 3 releases, each at its newest patch in its own environment (.venv-airflow-3.0, ...),
 # pinned by constraints/airflow-<minor>.txt. The newest release is .venv's (constraints.txt).
 OLDER_AIRFLOWS := 3.0 3.1 3.2
+# The drift check (make test-latest): each minor with the newest releases its pins allow, no lock.
+LATEST_AIRFLOWS := 3.0 3.1 3.2 3.3
 BENCH := .venv-bench
 
 .PHONY: venv test test-deployment test-production soak services test-dist test-floor test-matrix test-airflow-3.3 \
-	constraints dist check demo demo-feed sandbox bench clean
+	test-latest constraints dist check demo demo-feed sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +96,34 @@ test-airflow-3.3: venv
 # The suite on every supported Airflow, and at the floors: the matrix of README's "Compatibility".
 test-matrix: $(addprefix test-airflow-,$(OLDER_AIRFLOWS)) test-airflow-3.3 test-floor
 
+# Drift: each minor in a fresh .venv-latest-<minor> WITHOUT its lock, with the newest releases that
+# pyproject.toml and constraints/airflow-<minor>.in allow, running the smoke slice (tests/integration/test_smoke.py).
+# A failure names the releases that differ from the lock (constraints/airflow-<minor>.txt; constraints.txt
+# for 3.3): one of them broke it, and its pin belongs in the minor's .in file.
+test-latest: venv
+	@failed=""; \
+	for minor in $(LATEST_AIRFLOWS); do \
+		venv=.venv-latest-$$minor; started=$$(date +%s); \
+		lock=constraints/airflow-$$minor.txt; [ -f $$lock ] || lock=constraints.txt; \
+		echo "test-latest $$minor: building $$venv from pyproject.toml and constraints/airflow-$$minor.in"; \
+		if rm -rf $$venv && $(BIN)/uv venv --quiet --python $(PYTHON) $$venv \
+			&& $(BIN)/uv pip install --quiet --python $$venv/bin/python \
+				--constraint constraints/airflow-$$minor.in --editable . --group dev; then \
+			built=$$(date +%s); \
+			if $$venv/bin/pytest -q -m smoke tests/integration/test_smoke.py; then \
+				echo "test-latest $$minor: passed (install $$((built - started)) s, tests $$(($$(date +%s) - built)) s)"; \
+				continue; \
+			fi; \
+		fi; \
+		failed="$$failed $$minor"; \
+		echo "test-latest $$minor: FAILED; the releases in $$venv that differ from $$lock:"; \
+		$(BIN)/uv pip freeze --quiet --python $$venv/bin/python --exclude-editable | awk -F'==' \
+			'NR == FNR { if ($$0 ~ /^[a-z0-9]/) lock[$$1] = $$2; next } \
+			!($$1 in lock) { print "  " $$1 " " $$2 " (not in the lock)"; next } \
+			lock[$$1] != $$2 { print "  " $$1 " " $$2 " (lock: " lock[$$1] ")" }' $$lock -; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-latest: failed on Airflow$$failed" >&2; exit 1; fi
+
 # Re-resolve constraints/airflow-<minor>.txt from pyproject.toml and constraints/airflow-<minor>.in
 # (the Airflow release and the pins it needs); asks the package index, so run it by hand.
 constraints: venv
@@ -124,4 +154,5 @@ sandbox: venv
 	$(BIN)/python -m airflow_sfi.sandbox --port 8080
 
 clean:
-	rm -rf $(VENV) $(FLOOR) $(BENCH) $(addprefix .venv-airflow-,$(OLDER_AIRFLOWS)) .demo .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) $(FLOOR) $(BENCH) $(addprefix .venv-airflow-,$(OLDER_AIRFLOWS)) \
+		$(addprefix .venv-latest-,$(LATEST_AIRFLOWS)) .demo .pytest_cache .mypy_cache .ruff_cache dist build
