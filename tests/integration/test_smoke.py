@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ from typing import Any
 import pendulum
 import pytest
 from airflow.sdk import DAG, task
+from packaging.requirements import Requirement
 
 from airflow_sfi import SfiHook, SfiWsTokenExpirySensor, SfiWsTokenOperator
 from airflow_sfi.sandbox import SandboxServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.smoke]
+REPO = Path(__file__).resolve().parent.parent.parent
 TTL = 6  # seconds: the sensor below defers for about TTL - MARGIN
 MARGIN = datetime.timedelta(seconds=3)
 VARIABLE = "sfi_smoke_token"  # Airflow stores it encrypted (tests/conftest.py sets a Fernet key)
@@ -135,3 +138,39 @@ def test_a_task_reads_an_environment_variable_connection(api: SandboxServer) -> 
         "auth_type": "direct",
     }
     assert api.calls() == []
+
+
+def pins_of(lines: list[str]) -> set[str]:
+    return {str(Requirement(line)) for line in lines}
+
+
+def in_files() -> dict[str, set[str]]:
+    """Each minor's pins, from constraints/airflow-<minor>.in: what `make test-latest` resolves against."""
+    return {
+        path.stem.removeprefix("airflow-"): pins_of(
+            [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        )
+        for path in (REPO / "constraints").glob("airflow-*.in")
+    }
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/compatibility.md"])
+def test_the_install_commands_shown_have_the_pins_this_slice_runs_with(page: str) -> None:
+    text = (REPO / page).read_text()
+    shown = {
+        match[1]: pins_of(re.findall(r'"([^"]+)"', match[0]))
+        for match in re.findall(
+            r'^(pip install airflow-provider-sfi "apache-airflow==(\d+\.\d+)\.\d+".*)$', text, re.MULTILINE
+        )
+    }
+    expected = in_files()
+    assert set(expected) == {"3.0", "3.1", "3.2", "3.3"}
+    assert shown == expected
+    if page == "docs/compatibility.md":  # and its table's row
+        row = next(line for line in text.splitlines() if line.startswith("| pins it needs"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+        in_table = dict(zip(["3.0", "3.1", "3.2", "3.3"], cells, strict=True))
+        for minor, pins in expected.items():
+            assert pins_of(re.findall(r"`([^`]+)`", in_table[minor])) == {
+                pin for pin in pins if not pin.startswith("apache-airflow==")
+            }, minor
