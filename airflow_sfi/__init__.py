@@ -9,15 +9,15 @@ __version__ = "0.3.0"
 
 # Public names load on first use, so `import airflow_sfi` stays cheap at DAG-parse time.
 _LAZY = {
-    "SfiHook": "airflow_sfi.hooks.api",
+    "SfiHook": "airflow_sfi.hooks.sfi",
     "SfiFeedHook": "airflow_sfi.hooks.feed",
     "SfiWsTokenOperator": "airflow_sfi.operators.ws_token",
     "SfiWsTokenExpirySensor": "airflow_sfi.sensors.ws_token",
     "SfiMatchEventSensor": "airflow_sfi.sensors.match_event",
     "SfiMatchEventTrigger": "airflow_sfi.triggers.match_event",
-    "Subscription": "airflow_sfi.events",
-    "match_events": "airflow_sfi.events",
-    "WsToken": "airflow_sfi.token",
+    "Subscription": "airflow_sfi.protocol.messages",
+    "match_events": "airflow_sfi.protocol.messages",
+    "WsToken": "airflow_sfi.protocol.token",
 }
 
 __all__ = [
@@ -34,13 +34,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from airflow_sfi.events import Subscription, match_events
-    from airflow_sfi.hooks.api import SfiHook
     from airflow_sfi.hooks.feed import SfiFeedHook
+    from airflow_sfi.hooks.sfi import SfiHook
     from airflow_sfi.operators.ws_token import SfiWsTokenOperator
+    from airflow_sfi.protocol.messages import Subscription, match_events
+    from airflow_sfi.protocol.token import WsToken
     from airflow_sfi.sensors.match_event import SfiMatchEventSensor
     from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor
-    from airflow_sfi.token import WsToken
     from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.log import mask_secret
 
-from airflow_sfi.defaults import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_WAIT, DEFAULT_RAPIDAPI_HOST, DEFAULT_TIMEOUT
+from airflow_sfi import defaults
 from airflow_sfi.exceptions import SfiConfigError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ AUTH_MODES: Mapping[str, AuthMode] = {
     ),
     # RapidAPI drops the /v1 prefix of every path.
     "rapidapi": AuthMode(
-        default_base_url=f"https://{DEFAULT_RAPIDAPI_HOST}",
+        default_base_url=f"https://{defaults.RAPIDAPI_HOST}",
         path_prefix="",
         credential=lambda cfg: ({}, {"X-RapidAPI-Key": cfg.secret, "X-RapidAPI-Host": cfg.rapidapi_host}),
         secret_name="RapidAPI key",  # noqa: S106 - a label, not a secret
@@ -60,10 +60,10 @@ class SfiConfig:
     auth_type: str
     secret: str = dataclasses.field(repr=False)
     base_url: str
-    rapidapi_host: str = DEFAULT_RAPIDAPI_HOST
-    timeout: float = DEFAULT_TIMEOUT
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
+    rapidapi_host: str = defaults.RAPIDAPI_HOST
+    timeout: float = defaults.TIMEOUT
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    max_retry_wait: float = defaults.MAX_RETRY_WAIT
 
     @property
     def mode(self) -> AuthMode:
@@ -91,10 +91,10 @@ class SfiConfig:
             auth_type=auth_type,
             secret=secret,
             base_url=_base_url(conn, mode.default_base_url),
-            rapidapi_host=str(extra.get("rapidapi_host") or DEFAULT_RAPIDAPI_HOST).strip(),
-            timeout=_number(conn, "timeout", DEFAULT_TIMEOUT, minimum=0.001),
-            max_attempts=int(_number(conn, "max_attempts", DEFAULT_MAX_ATTEMPTS, minimum=1)),
-            max_retry_wait=_number(conn, "max_retry_wait", DEFAULT_MAX_RETRY_WAIT, minimum=0),
+            rapidapi_host=str(extra.get("rapidapi_host") or defaults.RAPIDAPI_HOST).strip(),
+            timeout=_number(conn, "timeout", defaults.TIMEOUT, minimum=0.001),
+            max_attempts=int(_number(conn, "max_attempts", defaults.MAX_ATTEMPTS, minimum=1)),
+            max_retry_wait=_number(conn, "max_retry_wait", defaults.MAX_RETRY_WAIT, minimum=0),
         )
 
 

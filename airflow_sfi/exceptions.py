@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
+from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 
@@ -103,3 +105,43 @@ class SfiSubscriptionError(SfiError):
     def __init__(self, message: str, *, error_code: str) -> None:
         super().__init__(message)
         self.error_code = error_code
+
+
+def error_payload(exc: SfiError | None) -> dict[str, Any]:
+    """
+    ``exc`` as JSON-safe fields of a trigger event, from which :func:`error_from_payload` rebuilds its class.
+
+    :param exc: the error, or None when the stream ended without one.
+    """
+    if exc is None:
+        return {"error": "SfiError", "message": "the live feed stopped"}
+    return {"error": type(exc).__name__, "message": str(exc), "error_code": getattr(exc, "error_code", None)}
+
+
+def error_from_payload(payload: Mapping[str, Any]) -> SfiError:
+    """
+    The error a trigger event describes (:func:`error_payload`), of the same class.
+
+    :param payload: the event's payload.
+    """
+    message = str(payload.get("message"))
+    kind = _ERRORS.get(str(payload.get("error")), SfiError)
+    if kind is SfiSubscriptionError:
+        return SfiSubscriptionError(message, error_code=str(payload.get("error_code") or ""))
+    return kind(message)
+
+
+_ERRORS: dict[str, type[SfiError]] = {
+    kind.__name__: kind
+    for kind in (
+        SfiError,
+        SfiConfigError,
+        SfiAuthError,
+        SfiRateLimitError,
+        SfiApiError,
+        SfiResponseError,
+        SfiTransportError,
+        SfiChannelError,
+        SfiSubscriptionError,
+    )
+}

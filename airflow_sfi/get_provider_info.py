@@ -8,13 +8,7 @@ INTEGRATION = "Soccer Football Info"
 
 
 def get_provider_info() -> dict[str, Any]:
-    from airflow_sfi import __version__
-    from airflow_sfi.defaults import (
-        DEFAULT_MAX_ATTEMPTS,
-        DEFAULT_MAX_RETRY_WAIT,
-        DEFAULT_RAPIDAPI_HOST,
-        DEFAULT_TIMEOUT,
-    )
+    from airflow_sfi import __version__, defaults
 
     def modules(*names: str) -> list[dict[str, Any]]:
         return [{"integration-name": INTEGRATION, "python-modules": list(names)}]
@@ -31,15 +25,15 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": modules("airflow_sfi.hooks.api", "airflow_sfi.hooks.feed"),
+        "hooks": modules("airflow_sfi.hooks.sfi", "airflow_sfi.hooks.feed"),
         "operators": modules("airflow_sfi.operators.ws_token"),
         "sensors": modules("airflow_sfi.sensors.ws_token", "airflow_sfi.sensors.match_event"),
         "triggers": modules("airflow_sfi.triggers.ws_token", "airflow_sfi.triggers.match_event"),
         "connection-types": [
             {
-                "hook-class-name": "airflow_sfi.hooks.api.SfiHook",
+                "hook-class-name": "airflow_sfi.hooks.sfi.SfiHook",
                 "hook-name": INTEGRATION,
-                "connection-type": "sfi",
+                "connection-type": defaults.CONN_TYPE,
                 "ui-field-behaviour": {
                     # The scheme belongs in the Base URL. Port stays: on Airflow 3.3.2 the Test button of a
                     # saved connection with an empty Port sends port 0 and gets "Bad Request" (see README).
@@ -65,19 +59,19 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "rapidapi_host": {
                         "label": "RapidAPI host",
-                        "description": f"The X-RapidAPI-Host header (rapidapi only); default {DEFAULT_RAPIDAPI_HOST}.",
+                        "description": f"The X-RapidAPI-Host header (rapidapi only); default {defaults.RAPIDAPI_HOST}.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": f"Connect and read timeout of each call; default {DEFAULT_TIMEOUT:g}.",
+                        "description": f"Connect and read timeout of each call; default {defaults.TIMEOUT:g}.",
                         "schema": {"type": ["number", "null"], "minimum": 0.001},
                     },
                     "max_attempts": {
                         "label": "Attempts",
                         "description": (
                             f"Attempts per call, retries of 5xx, 429 and network errors included; "
-                            f"default {DEFAULT_MAX_ATTEMPTS}."
+                            f"default {defaults.MAX_ATTEMPTS}."
                         ),
                         "schema": {"type": ["integer", "null"], "minimum": 1},
                     },
@@ -85,7 +79,7 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Longest Retry-After to wait (seconds)",
                         "description": (
                             "A 429 asking to wait longer fails the call; the operator then waits without a worker; "
-                            f"default {DEFAULT_MAX_RETRY_WAIT:g}."
+                            f"default {defaults.MAX_RETRY_WAIT:g}."
                         ),
                         "schema": {"type": ["number", "null"], "minimum": 0},
                     },

@@ -10,13 +10,13 @@ import datetime
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_sfi.aio import in_thread
 from airflow_sfi.exceptions import SfiApiError, SfiError, SfiResponseError
-from airflow_sfi.timing import seconds_until
-from airflow_sfi.version_compat import in_thread
+from airflow_sfi.protocol.times import seconds_until
 
 if TYPE_CHECKING:
-    from airflow_sfi.hooks.api import SfiHook
-    from airflow_sfi.token import WsToken
+    from airflow_sfi.hooks.sfi import SfiHook
+    from airflow_sfi.protocol.token import WsToken
 
 Action = Literal["refresh", "renew", "new"]
 ACTIONS: tuple[Action, ...] = ("refresh", "renew", "new")
@@ -56,30 +56,30 @@ def renew_unavailable(exc: SfiError) -> str | None:
 async def refresh_token(
     hook: SfiHook,
     expires_at: datetime.datetime,
-    refresh_margin: datetime.timedelta,
+    renew_margin: datetime.timedelta,
     action: Action,
     log: Any,
     *,
     sleep: SleepUntil = sleep_until,
 ) -> WsToken:
     """
-    Wait until ``expires_at - refresh_margin``, then get the token that follows the held one.
+    Wait until ``expires_at - renew_margin``, then get the token that follows the held one.
 
     ``refresh`` calls ``ws/renew`` once and accepts a token valid for longer than the held one; when
     renew is absent or has nothing to renew it logs one WARNING, waits until ``expires_at`` and calls
     ``ws/new``. ``renew`` stops there with an error instead; ``new`` only waits out the old token.
-    Calls run in a thread (:func:`~airflow_sfi.version_compat.in_thread`), so the event loop (the
+    Calls run in a thread (:func:`~airflow_sfi.aio.in_thread`), so the event loop (the
     triggerer's) never blocks.
 
     :param hook: the hook to call.
     :param expires_at: when the held token expires.
-    :param refresh_margin: how long before ``expires_at`` to renew.
+    :param renew_margin: how long before ``expires_at`` to renew.
     :param action: ``refresh``, ``renew`` or ``new``.
     :param log: where the fallback is reported (a logger of the task or the trigger).
     :param sleep: waits until a moment; injectable for tests.
     """
     if action != "new":
-        await sleep(expires_at - refresh_margin)
+        await sleep(expires_at - renew_margin)
         renewed, why_not = await in_thread(_renew, hook, expires_at)
         if renewed is not None:
             return renewed

@@ -8,10 +8,7 @@ Airflow. Imported only by modules that import Airflow anyway.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-T = TypeVar("T")
+from typing import TYPE_CHECKING
 
 
 def get_base_airflow_version_tuple() -> tuple[int, int, int]:
@@ -33,24 +30,9 @@ else:
     from airflow.exceptions import AirflowRescheduleException
 
 
-async def in_thread(func: Callable[..., T], *args: Any) -> T:
-    """
-    Run blocking ``func`` in a worker thread, from a trigger (or any coroutine).
-
-    Unlike ``asyncio.to_thread``, Airflow SDK calls made in it (a connection, a Variable) reach the
-    triggerer's supervisor through the running event loop: on Airflow 3.0 and 3.1 such a call from a
-    bare thread races the triggerer's own messages ("Response read out of order!") and the triggerer
-    exits. asgiref comes with Airflow, whose triggerer uses it for exactly these calls.
-    """
-    from asgiref.sync import sync_to_async
-
-    return await sync_to_async(func, thread_sensitive=False)(*args)
-
-
 __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "AirflowRescheduleException",
-    "in_thread",
 ]

@@ -22,7 +22,7 @@ def main(calls: int = 500, rounds: int = 10) -> dict[str, dict[str, float]]:
         os.environ["AIRFLOW_CONN_HTTP_SFI"] = json.dumps({"conn_type": "http", "host": api.url})
         from airflow.providers.http.hooks.http import HttpHook
 
-        from airflow_sfi.hooks.api import SfiHook
+        from airflow_sfi.hooks.sfi import SfiHook
 
         url = f"{api.url}/v1/ws/new/"
         session = requests.Session()

@@ -11,6 +11,7 @@ sandbox's token records.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import sys
@@ -27,12 +28,12 @@ POLL = 0.05
 
 
 def rotation(refreshes: int, renew: str) -> dict[str, Any]:
-    from airflow_sfi.hooks.api import SfiHook
+    from airflow_sfi.hooks.sfi import SfiHook
     from airflow_sfi.triggers.ws_token import SfiWsTokenRefreshTrigger
 
     async def refreshed(expires_at: str) -> dict[str, Any]:
         trigger = SfiWsTokenRefreshTrigger(
-            sfi_conn_id="sfi_default", expires_at=expires_at, refresh_margin_seconds=MARGIN
+            sfi_conn_id="sfi_default", expires_at=expires_at, renew_margin=datetime.timedelta(seconds=MARGIN)
         )
         async for event in trigger.run():
             return event.xcoms["return_value"]  # type: ignore[attr-defined,no-any-return]

@@ -119,7 +119,7 @@ class MemoryStateStore:
 
 def main() -> None:
     import airflow_sfi.triggers.match_event as match_event
-    from airflow_sfi.events import Deduplicator
+    from airflow_sfi.protocol.messages import Deduplicator
 
     dedupes: list[Deduplicator] = []
     seen = [0]  # events through the feeds' dedupe

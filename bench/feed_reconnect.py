@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from airflow_sfi.sandbox import SandboxServer
-from airflow_sfi.sandbox.feed import EXPIRED_CLOSE, Session
+from airflow_sfi.sandbox.live import EXPIRED_CLOSE, Session
 
 LEAGUE = "0b5e55ed00000001"
 MATCH = "0b5e55ed0000a001"
@@ -97,7 +97,7 @@ async def consume(feed: Any, received: list[tuple[float, str]]) -> None:
 
 
 def key_of(message: Any) -> str:
-    from airflow_sfi.events import parse_frame
+    from airflow_sfi.protocol.messages import parse_frame
 
     return parse_frame(json.dumps(message)).key  # type: ignore[union-attr]
 

@@ -97,7 +97,7 @@ def machine() -> str:
 
 
 # Section 6, the live feed: figures from bench/feed_memory.py, bench/feed_reconnect.py and the deployment test.
-FEED_TEST = "tests/test_deployment_feed.py"
+FEED_TEST = "tests/system/test_deployment_feed.py"
 FEED_P95_TARGET_S = 3.0
 
 
@@ -128,8 +128,8 @@ def deployment_feed_figures() -> dict:
     return test_figures(FEED_TEST, "deployment", "SFI_FEED_FIGURES")
 
 
-# Section 7, production: tests/test_production.py over SFI_SOAK_LIFETIMES lifetimes (`make soak`).
-PRODUCTION_TEST = "tests/test_production.py"
+# Section 7, production: tests/system/test_production.py over SFI_SOAK_LIFETIMES lifetimes (`make soak`).
+PRODUCTION_TEST = "tests/system/test_production.py"
 PRODUCTION_PACKAGES = ("apache-airflow", "apache-airflow-providers-celery", "celery", "redis", "psycopg2-binary")
 
 
@@ -167,7 +167,8 @@ def production_section(p: dict) -> list[str]:
     return [
         "## 7. Production: PostgreSQL, Celery, two triggerers, under chaos",
         "",
-        f"`make soak` ({p['meta']['measured_at']}, {p['meta']['seconds'] / 60:.0f} min): `tests/test_production.py` "
+        f"`make soak` ({p['meta']['measured_at']}, {p['meta']['seconds'] / 60:.0f} min): "
+        "`tests/system/test_production.py` "
         f"over {p['lifetimes']} token lifetimes (sandbox TTL {p['ttl_seconds']:g} s, refresh margin "
         f"{p['margin_seconds']:g} s). PostgreSQL as the metadata database, CeleryExecutor with two workers on "
         "Redis, two triggerers (health-check threshold "

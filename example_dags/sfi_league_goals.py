@@ -18,7 +18,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
-from airflow_sfi.events import match_events
+from airflow_sfi.protocol.messages import match_events
 from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 
 LEAGUE_ID = os.environ.get("SFI_LEAGUE_ID", "e8f1c2d3a4b50001")

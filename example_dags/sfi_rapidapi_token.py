@@ -15,7 +15,7 @@ from airflow.sdk import DAG
 from airflow_sfi.operators.ws_token import SfiWsTokenOperator
 from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor
 
-REFRESH_MARGIN = datetime.timedelta(seconds=float(os.environ.get("SFI_REFRESH_MARGIN_SECONDS", "300")))
+RENEW_MARGIN = datetime.timedelta(seconds=float(os.environ.get("SFI_RENEW_MARGIN_SECONDS", "300")))
 
 with DAG(
     dag_id="sfi_rapidapi_token",
@@ -28,7 +28,7 @@ with DAG(
     wait_until_near_expiry = SfiWsTokenExpirySensor(
         task_id="wait_until_near_expiry",
         expires_at="{{ ti.xcom_pull(task_ids='get_token')['expires_at'] }}",
-        refresh_margin=REFRESH_MARGIN,
+        renew_margin=RENEW_MARGIN,
         mode="reschedule",
     )
     get_token >> wait_until_near_expiry

@@ -4,7 +4,7 @@ Keep a WebSocket token valid, forever: each run picks up the token in hand and r
 ``@continuous`` with ``max_active_runs=1`` starts the next run as soon as one ends, so exactly one
 rotation is in flight. ``get_token`` reuses the token the previous run published in the Variable
 ``sfi_ws_token`` while it is valid (no API call); only the first run, or a run after a gap, calls
-``ws/new``. ``refresh_token`` then waits in the triggerer until ``SFI_REFRESH_MARGIN_SECONDS``
+``ws/new``. ``refresh_token`` then waits in the triggerer until ``SFI_RENEW_MARGIN_SECONDS``
 (default 300, the vendor's advice) before expiry, renews the token there, publishes it to the
 Variable and ends the task with it as its XCom: no worker slot, no scheduler round trip at the
 refresh moment. Where ``ws/renew`` is not available it waits out the old token and gets a new one.
@@ -20,7 +20,7 @@ from airflow.sdk import DAG
 
 from airflow_sfi.operators.ws_token import SfiWsTokenOperator
 
-REFRESH_MARGIN = datetime.timedelta(seconds=float(os.environ.get("SFI_REFRESH_MARGIN_SECONDS", "300")))
+RENEW_MARGIN = datetime.timedelta(seconds=float(os.environ.get("SFI_RENEW_MARGIN_SECONDS", "300")))
 
 with DAG(
     dag_id="sfi_token_rotation",
@@ -38,7 +38,7 @@ with DAG(
     refresh_token = SfiWsTokenOperator(
         task_id="refresh_token",
         expires_at=get_token.output["expires_at"],
-        refresh_margin=REFRESH_MARGIN,
+        renew_margin=RENEW_MARGIN,
         required_channels=["MAIN"],
         variable_key="sfi_ws_token",
         deferrable=True,

@@ -54,10 +54,10 @@ def main() -> int:
     else:
         sandbox = SandboxServer(ttl=SANDBOX_TTL).start()
         conn = json.loads(sandbox.connection("sandbox-key-pro"))
-        os.environ.setdefault("SFI_REFRESH_MARGIN_SECONDS", str(SANDBOX_MARGIN))
+        os.environ.setdefault("SFI_RENEW_MARGIN_SECONDS", str(SANDBOX_MARGIN))
         where = f"the sandbox API at {sandbox.url} (token TTL {SANDBOX_TTL} s)"
     os.environ["AIRFLOW_CONN_SFI_DEFAULT"] = json.dumps(conn)
-    margin = float(os.environ.get("SFI_REFRESH_MARGIN_SECONDS", "300"))
+    margin = float(os.environ.get("SFI_RENEW_MARGIN_SECONDS", "300"))
     print(f"Running DAG sfi_token_rotation against {where}, refreshing {margin:g} s before expiry...", flush=True)
 
     from airflow.dag_processing.dagbag import DagBag

@@ -37,7 +37,7 @@ def goal_runs(airflow: Any) -> dict[str, tuple[str, list[dict[str, Any]]]]:
 
 def main() -> int:
     from airflow_sfi.sandbox import SandboxServer, default_matches
-    from tests.deployment import Deployment
+    from tests.system.deployment import Deployment
 
     match = default_matches()[0]
     shutil.rmtree(HOME.parent, ignore_errors=True)

@@ -15,8 +15,11 @@ from airflow.providers.common.compat.sdk import BaseHook
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from airflow_sfi.aio import stop
-from airflow_sfi.events import (
+from airflow_sfi import defaults
+from airflow_sfi.aio import in_thread, stop
+from airflow_sfi.exceptions import SfiAuthError, SfiConfigError, SfiError, SfiSubscriptionError
+from airflow_sfi.hooks.sfi import SfiHook
+from airflow_sfi.protocol.messages import (
     FINAL_ERRORS,
     MAX_FRAME_BYTES,
     Deduplicator,
@@ -27,13 +30,9 @@ from airflow_sfi.events import (
     check_plan,
     parse_frame,
 )
-from airflow_sfi.exceptions import SfiAuthError, SfiConfigError, SfiError, SfiSubscriptionError
-from airflow_sfi.hooks.api import SfiHook
+from airflow_sfi.protocol.token import WsToken
 from airflow_sfi.refresh import refresh_token
-from airflow_sfi.token import WsToken
-from airflow_sfi.version_compat import in_thread
 
-PING_INTERVAL = 30.0
 # Close codes that mean "this token is done" (the vendor documents none: 4001 is the sandbox's, the
 # others are what servers commonly use). Any close also counts as one when the token has expired.
 TOKEN_CLOSE_CODES = frozenset({4001, 4401, 4403, 1008})
@@ -74,21 +73,21 @@ class SfiFeedHook(BaseHook):
     :param sfi_conn_id: the Airflow connection (the same as :class:`SfiHook`'s).
     :param ping_interval: seconds between the app-level pings the vendor asks for.
     :param pong_timeout: seconds to wait for any frame after a ping before the connection counts as stalled.
-    :param renew_margin: renew this many seconds before the token expires (capped at half the token's life).
+    :param renew_margin: renew this long before the token expires (capped at half the token's life).
     :param open_timeout: seconds for the handshake and for each subscription's answer.
     """
 
     def __init__(
         self,
-        sfi_conn_id: str = SfiHook.default_conn_name,
+        sfi_conn_id: str = defaults.CONN_ID,
         *,
-        ping_interval: float = PING_INTERVAL,
+        ping_interval: float = defaults.PING_INTERVAL,
         pong_timeout: float = 10.0,
-        renew_margin: float = 300.0,
+        renew_margin: datetime.timedelta = defaults.RENEW_MARGIN,
         open_timeout: float = 10.0,
     ) -> None:
         super().__init__()
-        if min(ping_interval, pong_timeout, renew_margin, open_timeout) <= 0:
+        if min(ping_interval, pong_timeout, renew_margin.total_seconds(), open_timeout) <= 0:
             raise SfiConfigError("ping_interval, pong_timeout, renew_margin and open_timeout must be positive")
         self.sfi_conn_id = sfi_conn_id
         self.ping_interval = ping_interval
@@ -98,9 +97,6 @@ class SfiFeedHook(BaseHook):
         self.api = SfiHook(sfi_conn_id)
         # How reconnects wait; replaceable in tests.
         self.reconnect_sleep: Any = asyncio.sleep
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(sfi_conn_id={self.sfi_conn_id!r})"
 
     async def events(
         self, subscriptions: Sequence[Subscription], dedupe: Deduplicator | None = None
@@ -143,6 +139,8 @@ class _Link:
         # Resolves with why the link ended: a close code, or "stalled" (the socket may still be open).
         self.ended: asyncio.Future[int | str] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[None]] = []
+        # Messages of types this client does not know, counted per type; each type is logged once.
+        self.unknown_types: dict[str, int] = {}
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
@@ -168,6 +166,14 @@ class _Link:
             return None
         if isinstance(parsed, FeedEvent):
             await self.queue.put(parsed)
+            return None
+        if not parsed.known:
+            seen = self.unknown_types.get(parsed.type, 0)
+            self.unknown_types[parsed.type] = seen + 1
+            if not seen:
+                self.hook.log.info(
+                    "The live feed sends %r messages, which this client does not know: skipping them", parsed.type
+                )
             return None
         return parsed
 
@@ -241,7 +247,7 @@ class _Session:
 
     def _renewal(self, token: WsToken) -> asyncio.Task[WsToken]:
         lifetime = max(token.seconds_left(), 0.0)
-        margin = datetime.timedelta(seconds=min(self.hook.renew_margin, lifetime / 2))
+        margin = min(self.hook.renew_margin, datetime.timedelta(seconds=lifetime / 2))
         return asyncio.create_task(refresh_token(self.hook.api, token.expires_at, margin, "refresh", self.log))
 
     async def _renewed(self, link: _Link, renewal: asyncio.Task[WsToken]) -> tuple[_Link, asyncio.Task[WsToken]]:

@@ -9,19 +9,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_sfi import defaults
+from airflow_sfi.arguments import channel_list, expiry_of, expiry_only, is_template
 from airflow_sfi.exceptions import SfiConfigError, SfiError, SfiRateLimitError
 from airflow_sfi.refresh import ACTIONS, Action
-from airflow_sfi.templating import is_template
-from airflow_sfi.timing import expiry_of, expiry_only
-from airflow_sfi.token import channel_list
 from airflow_sfi.version_compat import AIRFLOW_V_3_1_PLUS, AirflowRescheduleException
 
 if TYPE_CHECKING:
     import pendulum
     from airflow.sdk import Context
 
-    from airflow_sfi.hooks.api import SfiHook
-    from airflow_sfi.token import WsToken
+    from airflow_sfi.hooks.sfi import SfiHook
+    from airflow_sfi.protocol.token import WsToken
 
 # Ask again this long after expires_at, so the old token is surely gone on the API's side.
 EXPIRY_GRACE = datetime.timedelta(seconds=1)
@@ -29,13 +28,13 @@ EXPIRY_GRACE = datetime.timedelta(seconds=1)
 
 class SfiWsTokenOperator(BaseOperator):
     """
-    Get a WebSocket token through :class:`~airflow_sfi.hooks.api.SfiHook`, or refresh a held one, and return
+    Get a WebSocket token through :class:`~airflow_sfi.hooks.sfi.SfiHook`, or refresh a held one, and return
     ``WsToken.to_dict()``.
 
     The return value goes to XCom, and each of its fields under its own key too (``multiple_outputs``,
     on by default), so ``op.output["server"]`` and ``{{ ti.xcom_pull('get_token')['expires_at'] }}`` work.
 
-    **Refresh** (given ``expires_at``, the held token's expiry): at ``expires_at - refresh_margin`` it calls
+    **Refresh** (given ``expires_at``, the held token's expiry): at ``expires_at - renew_margin`` it calls
     ``ws/renew`` and keeps the answer when it outlives the held token; when renew is absent (404) or has no
     active token, it logs one WARNING, waits until ``expires_at`` and calls ``ws/new``. When ``deferrable``,
     the wait *and* the calls happen in the triggerer, which ends the task with the token as its XCom: no
@@ -55,7 +54,7 @@ class SfiWsTokenOperator(BaseOperator):
         the task fails, naming the missing ones, when the plan does not grant them.
     :param expires_at: the held token's expiry (templated), e.g. ``get_token.output["expires_at"]``:
         refresh that token instead of getting one now.
-    :param refresh_margin: how long before ``expires_at`` to renew; the vendor advises 5 minutes.
+    :param renew_margin: how long before ``expires_at`` to renew; the vendor advises 5 minutes.
     :param action: ``refresh`` (renew first, the default with ``expires_at``), ``renew`` (``ws/renew``
         only) or ``new`` (``ws/new``, the default without ``expires_at``; with it, after the old token expired).
     :param min_validity: without ``expires_at``: the least time the returned token must have left.
@@ -73,10 +72,10 @@ class SfiWsTokenOperator(BaseOperator):
     def __init__(
         self,
         *,
-        sfi_conn_id: str = "sfi_default",
+        sfi_conn_id: str = defaults.CONN_ID,
         required_channels: Sequence[str] | str = (),
         expires_at: Any = None,
-        refresh_margin: datetime.timedelta = datetime.timedelta(minutes=5),
+        renew_margin: datetime.timedelta = defaults.RENEW_MARGIN,
         action: Action | None = None,
         min_validity: datetime.timedelta | None = None,
         variable_key: str | None = None,
@@ -88,14 +87,14 @@ class SfiWsTokenOperator(BaseOperator):
         super().__init__(**kwargs)
         action = action or ("refresh" if expires_at is not None else "new")
         problem = _argument_problem(
-            action, expires_at, refresh_margin, min_validity, variable_key, reuse_published, required_channels
+            action, expires_at, renew_margin, min_validity, variable_key, reuse_published, required_channels
         )
         if problem:
             raise SfiConfigError(f"{self.task_id}: {problem}")
         self.sfi_conn_id = sfi_conn_id
         self.required_channels = required_channels
         self.expires_at = expires_at
-        self.refresh_margin = refresh_margin
+        self.renew_margin = renew_margin
         self.action = action
         self.min_validity = min_validity
         self.variable_key = variable_key
@@ -131,8 +130,8 @@ class SfiWsTokenOperator(BaseOperator):
         triggers in-line): read the refreshed token back from the Variable, or ask ``ws/new`` for the active
         one and store it in the Variable (Airflow 3.0's ``dag.test()`` gives its triggers no Variable access).
         """
-        from airflow_sfi.hooks.api import SfiHook
-        from airflow_sfi.publishing import published
+        from airflow_sfi.hooks.sfi import SfiHook
+        from airflow_sfi.token_store import published
 
         held = self._held_expiry()
         token = published(self.variable_key) if self.variable_key else None
@@ -155,7 +154,7 @@ class SfiWsTokenOperator(BaseOperator):
                 trigger=SfiWsTokenRefreshTrigger(
                     sfi_conn_id=self.sfi_conn_id,
                     expires_at=held.isoformat(),
-                    refresh_margin_seconds=self.refresh_margin.total_seconds(),
+                    renew_margin=self.renew_margin,
                     action=self.action,
                     required_channels=channels,
                     variable_key=self.variable_key,
@@ -164,11 +163,11 @@ class SfiWsTokenOperator(BaseOperator):
             )
         import asyncio
 
-        from airflow_sfi.hooks.api import SfiHook
+        from airflow_sfi.hooks.sfi import SfiHook
         from airflow_sfi.refresh import refresh_token
 
         hook = SfiHook(self.sfi_conn_id)
-        token = asyncio.run(refresh_token(hook, held, self.refresh_margin, self.action, self.log))
+        token = asyncio.run(refresh_token(hook, held, self.renew_margin, self.action, self.log))
         self._log_token(token, hook)
         return self._publish(token)
 
@@ -180,14 +179,14 @@ class SfiWsTokenOperator(BaseOperator):
 
     def _published(self) -> WsToken | None:
         """The token in ``variable_key``, if it has more than ``min_validity`` left and grants the channels."""
-        from airflow_sfi.publishing import check_channels, published
+        from airflow_sfi.token_store import published
 
         assert self.variable_key is not None
         token = published(self.variable_key)
         least = self.min_validity.total_seconds() if self.min_validity else 0.0
         if token is None or token.seconds_left() <= least:
             return None
-        check_channels(token, channel_list(self.required_channels, self.task_id))
+        token.check_channels(channel_list(self.required_channels, self.task_id))
         self.log.info(
             "Reusing the token in Variable %r: expires at %s (%.0f s left); no API call",
             self.variable_key,
@@ -210,8 +209,7 @@ class SfiWsTokenOperator(BaseOperator):
 
     def _fetch(self, *, waited_for_expiry: bool, waited_for_rate_limit: bool = False) -> WsToken:
         """One API call; a long 429 becomes a wait without a worker (once)."""
-        from airflow_sfi.hooks.api import SfiHook
-        from airflow_sfi.publishing import check_channels
+        from airflow_sfi.hooks.sfi import SfiHook
 
         hook = SfiHook(self.sfi_conn_id)
         rate_limited = None
@@ -224,7 +222,7 @@ class SfiWsTokenOperator(BaseOperator):
         if rate_limited is not None:
             self._wait_for_rate_limit(rate_limited, waited_for_expiry=waited_for_expiry)
         self._log_token(token, hook)
-        check_channels(token, channel_list(self.required_channels, self.task_id))
+        token.check_channels(channel_list(self.required_channels, self.task_id))
         return token
 
     def _too_short(self, token: WsToken) -> bool:
@@ -260,7 +258,7 @@ class SfiWsTokenOperator(BaseOperator):
 
     def _publish(self, token: WsToken) -> dict[str, Any]:
         if self.variable_key:
-            from airflow_sfi.publishing import publish
+            from airflow_sfi.token_store import publish
 
             publish(token, self.variable_key)
             self.log.info("Stored the token in Variable %r", self.variable_key)
@@ -283,7 +281,7 @@ class SfiWsTokenOperator(BaseOperator):
 def _argument_problem(
     action: str,
     expires_at: Any,
-    refresh_margin: Any,
+    renew_margin: Any,
     min_validity: Any,
     variable_key: str | None,
     reuse_published: bool,
@@ -294,8 +292,8 @@ def _argument_problem(
         return f"action must be one of {', '.join(repr(a) for a in ACTIONS)}, got {action!r}"
     if action == "refresh" and expires_at is None:
         return "action 'refresh' needs expires_at, the held token's expiry"
-    if not isinstance(refresh_margin, datetime.timedelta) or refresh_margin < datetime.timedelta(0):
-        return f"refresh_margin must be a non-negative timedelta, got {refresh_margin!r}"
+    if not isinstance(renew_margin, datetime.timedelta) or renew_margin < datetime.timedelta(0):
+        return f"renew_margin must be a non-negative timedelta, got {renew_margin!r}"
     if min_validity is not None and (
         not isinstance(min_validity, datetime.timedelta) or min_validity < datetime.timedelta(0)
     ):

@@ -10,12 +10,21 @@ with SandboxServer(ttl=5) as api:
 The tokens' ``server`` is the sandbox's own WebSocket server (``api.ws_url``); ``api.play()`` plays
 :func:`default_matches` on it, ``api.emit(...)`` sends one event, ``api.inject_ws(...)`` breaks it.
 
-:mod:`~airflow_sfi.sandbox.api` holds the behaviour (:class:`Sandbox`), :mod:`~airflow_sfi.sandbox.server`
-the HTTP transport (:class:`SandboxServer`), :mod:`~airflow_sfi.sandbox.feed` the WebSocket's rules
+:mod:`~airflow_sfi.sandbox.rest` holds the behaviour (:class:`Sandbox`), :mod:`~airflow_sfi.sandbox.server`
+the HTTP transport (:class:`SandboxServer`), :mod:`~airflow_sfi.sandbox.live` the WebSocket's rules
 (:class:`Feed`) and :mod:`~airflow_sfi.sandbox.ws` its transport.
 """
 
-from airflow_sfi.sandbox.api import (
+from airflow_sfi.sandbox.live import (
+    EmittedEvent,
+    Feed,
+    MatchScript,
+    Playback,
+    ScriptedEvent,
+    WsConnectionRecord,
+    default_matches,
+)
+from airflow_sfi.sandbox.rest import (
     DEFAULT_KEYS,
     FAULTS,
     PLANS,
@@ -24,15 +33,6 @@ from airflow_sfi.sandbox.api import (
     Sandbox,
     SandboxKey,
     TokenRecord,
-)
-from airflow_sfi.sandbox.feed import (
-    EmittedEvent,
-    Feed,
-    MatchScript,
-    Playback,
-    ScriptedEvent,
-    WsConnectionRecord,
-    default_matches,
 )
 from airflow_sfi.sandbox.server import SandboxServer
 from airflow_sfi.sandbox.watch import GapWatcher

@@ -6,8 +6,8 @@ import argparse
 import contextlib
 import threading
 
-from airflow_sfi.sandbox.api import DEFAULT_KEYS, RENEW_MODES
-from airflow_sfi.sandbox.feed import default_matches
+from airflow_sfi.sandbox.live import default_matches
+from airflow_sfi.sandbox.rest import DEFAULT_KEYS, RENEW_MODES
 from airflow_sfi.sandbox.server import SandboxServer
 
 

@@ -1,6 +1,6 @@
-"""The sandbox API (:class:`~airflow_sfi.sandbox.api.Sandbox`) on a real HTTP socket.
+"""The sandbox API (:class:`~airflow_sfi.sandbox.rest.Sandbox`) on a real HTTP socket.
 
-Standard library only. The behaviour lives in :mod:`airflow_sfi.sandbox.api`; this module only
+Standard library only. The behaviour lives in :mod:`airflow_sfi.sandbox.rest`; this module only
 parses requests, writes answers (or drops the connection) and sleeps for the ``slow`` fault.
 """
 
@@ -16,8 +16,8 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_sfi.sandbox.api import RequestRecord, Sandbox, TokenRecord
-from airflow_sfi.sandbox.feed import EmittedEvent, Feed, MatchScript, Playback, WsConnectionRecord
+from airflow_sfi.sandbox.live import EmittedEvent, Feed, MatchScript, Playback, WsConnectionRecord
+from airflow_sfi.sandbox.rest import RequestRecord, Sandbox, TokenRecord
 from airflow_sfi.sandbox.ws import WsServer
 
 
@@ -84,7 +84,7 @@ class SandboxServer:
     :param port: the port, 0 for any free one.
     :param verbose: print one line per request (path only, never the query) and per WebSocket
         handshake and close.
-    :param replay: see :class:`~airflow_sfi.sandbox.feed.Feed`.
+    :param replay: see :class:`~airflow_sfi.sandbox.live.Feed`.
     """
 
     def __init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from airflow_sfi.sandbox.api import Sandbox
+from airflow_sfi.sandbox.rest import Sandbox
 
 
 class GapWatcher:

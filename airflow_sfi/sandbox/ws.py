@@ -1,4 +1,4 @@
-"""The sandbox's WebSocket server: a :class:`~airflow_sfi.sandbox.feed.Feed` on a real socket.
+"""The sandbox's WebSocket server: a :class:`~airflow_sfi.sandbox.live.Feed` on a real socket.
 
 It runs its own asyncio loop in a background thread. The rules live in the feed; this module admits
 or refuses handshakes, passes frames to the feed, sends what the feed queues (one sending task per
@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from airflow_sfi.sandbox.feed import WS_FAULTS, Feed, HandshakeRefusedError, Session
+from airflow_sfi.sandbox.live import WS_FAULTS, Feed, HandshakeRefusedError, Session
 
 # The sandbox's choice: how often open sockets' tokens are checked (the brief is "at least every 0.1 s").
 TOKEN_CHECK_EVERY = 0.05

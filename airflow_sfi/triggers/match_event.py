@@ -1,23 +1,19 @@
-"""
-Triggers on live match events: one for an ``AssetWatcher`` (every matching event), one for a
-deferred sensor (the first). Their kwargs hold a connection id and a selection, never a token: the
-token is fetched inside ``run()``.
-"""
+"""Live-event triggers: one for an ``AssetWatcher`` (every matching event), one for a deferred sensor (the first)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_sfi.aio import stop
-from airflow_sfi.events import EVENT_TYPES, Deduplicator, FeedEvent, Subscription
-from airflow_sfi.exceptions import SfiConfigError, SfiError
-from airflow_sfi.triggers.ws_token import _serialized
+from airflow_sfi.exceptions import SfiError, error_payload
+from airflow_sfi.protocol.messages import Deduplicator, FeedEvent
+from airflow_sfi.triggers.base import SfiFeedTrigger
 
 # After a configuration error a watcher waits this long before trying again: raising would make the
 # triggerer restart it at once, in a loop.
@@ -38,68 +34,11 @@ VOUCH_AFTER_SECONDS = 2.0
 STATE_KEYS = 256
 
 
-def event_type_list(event_types: Sequence[str] | str | None, owner: str) -> list[str]:
-    """
-    Check event type names (``goal``, ``match_end``, ``stats_update``...); empty means every type.
-
-    :param event_types: the names, a list or one name.
-    :param owner: who gave them, for the error message.
-    """
-    names = [event_types] if isinstance(event_types, str) else list(event_types or [])
-    unknown = sorted(str(name) for name in names if name not in EVENT_TYPES)
-    if unknown:
-        raise SfiConfigError(
-            f"{owner}: unknown event type(s) {', '.join(unknown)}; valid: {', '.join(sorted(EVENT_TYPES))}"
-        )
-    return names
-
-
-class _FeedTrigger(BaseTrigger):
-    """What both triggers share: the selection, its kwargs, and the filtered stream."""
-
-    def __init__(
-        self,
-        *,
-        sfi_conn_id: str = "sfi_default",
-        channel: str = "MAIN",
-        scope: str = "all",
-        scope_id: str | None = None,
-        event_types: list[str] | None = None,
-        ping_interval: float = 30.0,
-        renew_margin_seconds: float = 300.0,
-    ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.sfi_conn_id = sfi_conn_id
-        self.channel = channel
-        self.scope = scope
-        self.scope_id = scope_id
-        self.event_types = event_type_list(event_types, type(self).__name__)
-        self.ping_interval = ping_interval
-        self.renew_margin_seconds = renew_margin_seconds
-        self.subscription = Subscription(channel, scope, scope_id)  # checked here, at DAG parse
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return _serialized(
-            self, "sfi_conn_id", "channel", "scope", "scope_id", "event_types", "ping_interval", "renew_margin_seconds"
-        )
-
-    async def matching(self, dedupe: Deduplicator) -> AsyncGenerator[FeedEvent, None]:
-        """The selected events, each once, until cancelled; configuration errors raise."""
-        from airflow_sfi.hooks.feed import SfiFeedHook
-
-        hook = SfiFeedHook(self.sfi_conn_id, ping_interval=self.ping_interval, renew_margin=self.renew_margin_seconds)
-        # Closed explicitly: a generator left at a yield would keep its socket open until collected.
-        async with contextlib.aclosing(hook.events([self.subscription], dedupe)) as events:
-            async for event in events:
-                if not self.event_types or event.type in self.event_types:
-                    yield event
-
-
-class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
+class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
     """
     Fire on every live event that matches, for an ``AssetWatcher``: each one updates the asset.
 
-    Each event's payload is :meth:`~airflow_sfi.events.FeedEvent.to_payload`: the event with its
+    Each event's payload is :meth:`~airflow_sfi.protocol.messages.FeedEvent.to_payload`: the event with its
     dedupe ``key``. The dedupe state (recent keys and the watermark) is kept in the asset's state
     store (Airflow 3.3; in memory below), so a restarted watcher does not fire again for events it
     fired for more than :data:`VOUCH_AFTER_SECONDS` before it stopped (one it fired just before may
@@ -113,32 +52,36 @@ class SfiMatchEventTrigger(_FeedTrigger, BaseEventTrigger):
     :param scope_id: the match or league id for those scopes.
     :param event_types: fire only for these (e.g. ``["goal"]``); all when empty.
     :param ping_interval: seconds between pings to the server.
-    :param renew_margin_seconds: renew the token this long before it expires.
+    :param renew_margin: renew the token this long before it expires.
     """
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         store, state = await self._restore()
         dedupe = Deduplicator.from_state(state)
         keeper = None if store is None else _StateKeeper(store, state, VOUCH_AFTER_SECONDS)
-        while True:
-            failure = "the live feed stopped"
-            try:
-                async with contextlib.aclosing(_with_flushes(self.matching(dedupe), FLUSH_AFTER_SECONDS)) as events:
-                    async for event in events:
-                        if event is None:
-                            yield TriggerEvent({"type": "flush", "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
-                            continue
-                        yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
-                        if keeper is not None:
-                            keeper.fired(event)
-            except SfiError as exc:
-                failure = str(exc)
-            self.log.error(
-                "The live feed cannot run as configured: %s. Trying again in %.0f s.",
-                failure,
-                CONFIGURATION_RETRY_SECONDS,
-            )
-            await asyncio.sleep(CONFIGURATION_RETRY_SECONDS)
+        try:
+            while True:
+                failure = "the live feed stopped"
+                try:
+                    async with contextlib.aclosing(_with_flushes(self.matching(dedupe), FLUSH_AFTER_SECONDS)) as events:
+                        async for event in events:
+                            if event is None:
+                                yield TriggerEvent({"type": "flush", "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
+                                continue
+                            yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
+                            if keeper is not None:
+                                keeper.fired(event)
+                except SfiError as exc:
+                    failure = str(exc)
+                self.log.error(
+                    "The live feed cannot run as configured: %s. Trying again in %.0f s.",
+                    failure,
+                    CONFIGURATION_RETRY_SECONDS,
+                )
+                await asyncio.sleep(CONFIGURATION_RETRY_SECONDS)
+        finally:
+            if keeper is not None:
+                await keeper.close()
 
     async def _restore(self) -> tuple[Any, Any]:
         """
@@ -177,6 +120,10 @@ class _StateKeeper:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_when_due())
 
+    async def close(self) -> None:
+        """Stop the writer; events fired less than ``after`` ago stay unvouched (they may fire again)."""
+        await stop(self._writer)
+
     async def _write_when_due(self) -> None:
         loop = asyncio.get_running_loop()
         while self._fired:
@@ -186,12 +133,12 @@ class _StateKeeper:
             await self.store.aset(STATE_KEY, self.vouched.to_state(STATE_KEYS))
 
 
-class SfiMatchEventWaitTrigger(_FeedTrigger):
+class SfiMatchEventWaitTrigger(SfiFeedTrigger):
     """
     Fire once, on the first live event that matches: the deferred wait of :class:`SfiMatchEventSensor`.
 
-    Yields ``{"status": "event", "event": <payload>}``, or ``{"status": "error", "message": ...}``
-    when the feed cannot run as configured.
+    Yields ``{"status": "event", "event": <payload>}``, or ``{"status": "error", ...}`` (see
+    :func:`~airflow_sfi.exceptions.error_payload`) when the feed cannot run as configured.
 
     Parameters as :class:`SfiMatchEventTrigger`.
     """
@@ -205,8 +152,8 @@ class SfiMatchEventWaitTrigger(_FeedTrigger):
                     yield TriggerEvent({"status": "event", "event": event.to_payload()})  # type: ignore[no-untyped-call]
                     return
         except SfiError as exc:
-            failure = str(exc)
-        yield TriggerEvent({"status": "error", "message": failure})  # type: ignore[no-untyped-call]
+            failure = exc
+        yield TriggerEvent({"status": "error", **error_payload(failure)})  # type: ignore[no-untyped-call]
 
 
 async def _with_flushes(

@@ -24,7 +24,7 @@ for mode in ("poke", "reschedule", "deferrable"):
         get_token >> SfiWsTokenExpirySensor(
             task_id="wait",
             expires_at=get_token.output["expires_at"],
-            refresh_margin=MARGIN,
+            renew_margin=MARGIN,
             mode="reschedule" if mode == "reschedule" else "poke",
             deferrable=mode == "deferrable",
             poke_interval=1,

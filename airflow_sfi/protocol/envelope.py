@@ -1,0 +1,269 @@
+"""One HTTP answer of the REST API: its envelope checked into an :class:`Envelope`, or a typed :class:`SfiError`."""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pendulum
+from requests.structures import CaseInsensitiveDict
+
+from airflow_sfi.exceptions import SfiApiError, SfiAuthError, SfiError, SfiRateLimitError, SfiResponseError
+
+VENDOR = "SFI API"
+MAX_MESSAGE_CHARS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimit:
+    """
+    What the API's rate-limit headers said (any of it may be missing).
+
+    :param limit: requests allowed in the window.
+    :param remaining: requests left in the window.
+    :param reset_at: when the window resets (UTC).
+    """
+
+    limit: int | None
+    remaining: int | None
+    reset_at: pendulum.DateTime | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
+        """Read the direct API's ``X-Rate-Limit-*`` or RapidAPI's ``x-ratelimit-*`` headers."""
+        if not isinstance(headers, CaseInsensitiveDict):
+            headers = CaseInsensitiveDict(headers)
+
+        def first_int(*names: str) -> int | None:
+            for name in names:
+                value = headers.get(name)
+                if value is not None and value.strip().isdigit():
+                    return int(value)
+            return None
+
+        reset = first_int("X-Rate-Limit-Reset", "x-ratelimit-requests-reset", "x-ratelimit-reset")
+        reset_at = None
+        if reset is not None:
+            # The vendor documents Reset both as epoch seconds and as seconds left in the window.
+            reset_at = (
+                pendulum.from_timestamp(reset) if reset > 1_000_000_000 else pendulum.now("UTC").add(seconds=reset)
+            )
+        return cls(
+            limit=first_int("X-Rate-Limit-Limit", "x-ratelimit-requests-limit", "x-ratelimit-limit"),
+            remaining=first_int("X-Rate-Limit-Remaining", "x-ratelimit-requests-remaining", "x-ratelimit-remaining"),
+            reset_at=reset_at,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """
+    A successful answer: ``{"status": 200, "errors": [], "pagination": [...], "result": [...]}``.
+
+    :param http_status: the HTTP status code.
+    :param result: the result items.
+    :param pagination: the envelope's ``pagination`` list (``[]`` when not paginated).
+    :param rate_limit: what the rate-limit headers said.
+    """
+
+    http_status: int
+    result: list[Any]
+    pagination: list[Any]
+    rate_limit: RateLimit
+
+
+def parse_envelope(
+    http_status: int,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    scrub: Callable[[str], str] = lambda text: text,
+) -> Envelope:
+    """
+    Check one HTTP answer: an :class:`Envelope`, or the typed :class:`SfiError` it amounts to.
+
+    A body ``status`` other than 200, or a non-empty ``errors``, is an error even under HTTP 200.
+
+    :param http_status: the HTTP status code.
+    :param body: the raw body.
+    :param headers: the response headers (for 429's ``Retry-After`` and the rate limit).
+    :param scrub: applied to any text from the body before it goes into an error message.
+    """
+    headers = headers or {}
+    try:
+        # A UTF-8 byte-order mark is allowed; deep nesting makes the decoder raise RecursionError.
+        payload: Any = json.loads(body.decode("utf-8-sig"))
+    except (ValueError, RecursionError):
+        payload = _NOT_JSON
+    if payload is _NOT_JSON:
+        kind = _describe_body(body)
+        raise _failure(http_status, headers, f"with {kind}", note=f"and {kind}")
+
+    if isinstance(payload, dict) and "message" in payload and "status" not in payload:
+        # RapidAPI's own proxy answers {"message": ...} instead of the envelope.
+        message = _vendor_text(payload["message"], scrub)
+        raise _failure(http_status, headers, f"with a message and no data: {message}", vendor_message=message)
+    if not isinstance(payload, dict):
+        raise _failure(http_status, headers, f"with JSON that is not an envelope object (got {json_type(payload)})")
+    api_status = payload.get("status")
+    if not isinstance(api_status, int) or isinstance(api_status, bool):
+        raise _failure(
+            http_status, headers, "with an envelope that has no integer 'status'", note="and no envelope status"
+        )
+    errors = payload.get("errors", [])
+    if not isinstance(errors, list):
+        raise response_error(http_status, "with an envelope whose 'errors' is not a list")
+    if http_status >= 400 or api_status != 200 or errors:
+        code, vendor_message = _first_error(errors, scrub)
+        raise _status_error(
+            http_status if http_status >= 400 else api_status,
+            headers,
+            http_status=http_status,
+            api_status=api_status,
+            code=code,
+            vendor_message=vendor_message,
+        )
+    result = payload.get("result")
+    if not isinstance(result, list):
+        raise response_error(http_status, "with an envelope whose 'result' is not a list")
+    pagination = payload.get("pagination") or []
+    if not isinstance(pagination, list):
+        raise response_error(http_status, "with an envelope whose 'pagination' is not a list")
+    return Envelope(http_status, result, pagination, RateLimit.from_headers(headers))
+
+
+def response_error(http_status: int, what: str) -> SfiResponseError:
+    """
+    The error for an answer that is not what the API documents.
+
+    :param http_status: the HTTP status code.
+    :param what: what the answer was, e.g. "with 2 results instead of exactly one token".
+    """
+    return SfiResponseError(f"{VENDOR} answered HTTP {http_status} {what}", http_status=http_status)
+
+
+_NOT_JSON = object()
+
+
+def _failure(
+    http_status: int,
+    headers: Mapping[str, str],
+    what: str,
+    *,
+    note: str | None = None,
+    vendor_message: str | None = None,
+) -> SfiError:
+    """An error status names the status (``note`` says what the body was); a success status names the body."""
+    if http_status >= 400:
+        return _status_error(http_status, headers, vendor_message=vendor_message, note=note)
+    return response_error(http_status, what)
+
+
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    *,
+    http_status: int | None = None,
+    api_status: int | None = None,
+    code: int | None = None,
+    vendor_message: str | None = None,
+    note: str | None = None,
+) -> SfiError:
+    """The typed error for ``status`` (HTTP, or the envelope's under HTTP 200); ``note`` says what the body was."""
+    http_status = status if http_status is None else http_status
+    text = vendor_message or note
+    detail = f"HTTP {http_status}" + (f", status {api_status}" if api_status not in (None, http_status) else "")
+    detail += (f", code {code}" if code is not None else "") + (f": {text}" if text else "")
+    fields: dict[str, Any] = {
+        "http_status": http_status,
+        "api_status": api_status,
+        "code": code,
+        "vendor_message": vendor_message,
+    }
+    if status in (401, 403):
+        return SfiAuthError(f"{VENDOR} refused the credential ({detail})", **fields)
+    if status == 429:
+        headers = CaseInsensitiveDict(headers)
+        retry_after = _retry_after(headers)
+        reset_at = RateLimit.from_headers(headers).reset_at
+        if reset_at is None and retry_after is not None:
+            reset_at = pendulum.now("UTC").add(seconds=retry_after)
+        when = f"; retry at {reset_at.isoformat()}" if reset_at else ""
+        return SfiRateLimitError(
+            f"{VENDOR} rate limit reached ({detail}){when}", retry_after=retry_after, reset_at=reset_at, **fields
+        )
+    return SfiApiError(f"{VENDOR} error ({detail})", **fields)
+
+
+def _first_error(errors: list[Any], scrub: Callable[[str], str]) -> tuple[int | None, str | None]:
+    """The vendor's errors are documented both as ``{"code", "message"}`` objects and as strings."""
+    if not errors:
+        return None, None
+    first = errors[0]
+    if isinstance(first, dict):
+        code = first.get("code")
+        message = first.get("message")
+        return (
+            code if isinstance(code, int) and not isinstance(code, bool) else None,
+            _vendor_text(message, scrub) if message is not None else None,
+        )
+    return None, _vendor_text(first, scrub)
+
+
+def _vendor_text(value: object, scrub: Callable[[str], str]) -> str:
+    """A vendor message for an error: scrubbed and short; a nested value is named, not printed."""
+    if isinstance(value, (str, int, float, bool)):
+        text = scrub(str(value))
+        return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return f"({json_type(value)})"
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, (pendulum.instance(moment) - pendulum.now("UTC")).total_seconds())
+
+
+def _describe_body(body: bytes) -> str:
+    head = body[:512].lstrip().lower()
+    if not head:
+        return "an empty body"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "an HTML page instead of JSON"
+    try:
+        body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return "a body that is not UTF-8"
+    if body.lstrip()[:1] in (b"[", b"{"):
+        return "a body that is not JSON (or nested too deeply)"
+    return "a body that is not JSON"
+
+
+_JSON_NAMES: dict[type, str] = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def json_type(value: object) -> str:
+    """
+    How a JSON reader names the type of ``value``: a ``dict`` is "an object".
+
+    :param value: a decoded JSON value.
+    """
+    return _JSON_NAMES.get(type(value), type(value).__name__)

@@ -1,0 +1,91 @@
+"""SfiMatchEventSensor: wait in the triggerer for one live event, within its timeout."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.sdk.bases.operator import TriggerFailureReason
+
+from airflow_sfi.exceptions import SfiAuthError, SfiConfigError, SfiSubscriptionError, error_payload
+from airflow_sfi.sensors.match_event import SfiMatchEventSensor
+from airflow_sfi.triggers.match_event import SfiMatchEventWaitTrigger
+
+MATCH = "0123456789abcdef"
+LEAGUE = "fedcba9876543210"
+
+
+def sensor(**kwargs: Any) -> SfiMatchEventSensor:
+    return SfiMatchEventSensor(task_id="wait", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"match_id": "12 345"}, "wait: scope 'match' needs an id of 1 to 64 letters"),
+        ({"league_id": "x" * 65}, "wait: scope 'league' needs an id"),
+        ({"deferrable": False}, "wait: SfiMatchEventSensor always waits in the triggerer"),
+        ({"mode": "reschedule"}, "wait: SfiMatchEventSensor always waits in the triggerer"),
+        ({"match_id": MATCH, "league_id": LEAGUE}, "match_id or league_id, not both"),
+        ({"event_types": "final_whistle"}, "wait: unknown event type"),
+        ({"channel": "TV"}, "wait: unknown channel 'TV'"),
+    ],
+)
+def test_a_bad_literal_fails_at_dag_parse(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(SfiConfigError, match=message):
+        sensor(**kwargs)
+
+
+def test_a_bad_rendered_id_fails_clearly_at_run_time() -> None:
+    wait = sensor(match_id="{{ params.match_id }}")  # a template is checked once rendered
+    wait.match_id = "not an id"
+    with pytest.raises(SfiConfigError, match="wait: scope 'match' needs an id"):
+        wait.execute(context={})  # type: ignore[arg-type]
+
+
+def test_deferred_it_hands_the_triggerer_a_selection_and_its_timeout() -> None:
+    wait = sensor(match_id=MATCH, event_types=["match_end"], timeout=7200)
+    with pytest.raises(TaskDeferred) as caught:
+        wait.execute(context={})  # type: ignore[arg-type]
+    trigger = caught.value.trigger
+    assert isinstance(trigger, SfiMatchEventWaitTrigger)
+    assert trigger.serialize()[1] == {
+        "sfi_conn_id": "sfi_default",
+        "channel": "MAIN",
+        "scope": "match",
+        "scope_id": MATCH,
+        "event_types": ["match_end"],
+        "ping_interval": 30.0,
+        "renew_margin": datetime.timedelta(minutes=5),
+    }
+    assert caught.value.timeout == datetime.timedelta(seconds=7200)
+    assert caught.value.method_name == "execute_complete"
+
+
+def test_resumed_it_returns_the_event_or_fails_with_the_triggers_error_of_its_class() -> None:
+    wait = sensor(match_id=MATCH)
+    found = {"type": "match_end", "match_id": MATCH, "data": {"minute": 90}}
+    assert wait.execute_complete({}, {"status": "event", "event": found}) == found  # type: ignore[arg-type]
+    refused = SfiSubscriptionError("the plan does not include channel(s) STATS", error_code="CHANNEL_NOT_ALLOWED")
+    with pytest.raises(SfiSubscriptionError, match="the plan does not include channel") as raised:
+        wait.execute_complete({}, {"status": "error", **error_payload(refused)})  # type: ignore[arg-type]
+    assert raised.value.error_code == "CHANNEL_NOT_ALLOWED"
+    with pytest.raises(SfiAuthError, match="refused the credential"):
+        wait.execute_complete({}, {"status": "error", **error_payload(SfiAuthError("SFI API refused the credential"))})  # type: ignore[arg-type]
+
+
+# A deferred wait's timeout: skipped with soft_fail or never_fail on every release (Airflow 3.0 needs our help).
+@pytest.mark.parametrize(
+    ("flags", "raised"),
+    [
+        ({}, AirflowSensorTimeout),
+        ({"soft_fail": True}, AirflowSkipException),
+        ({"never_fail": True}, AirflowSkipException),
+    ],
+)
+def test_a_deferred_wait_ends_at_its_timeout(flags: dict[str, bool], raised: type[Exception]) -> None:
+    wait = sensor(match_id=MATCH, timeout=60, **flags)
+    with pytest.raises(raised):
+        wait.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, context={})  # type: ignore[arg-type]

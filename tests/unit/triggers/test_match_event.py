@@ -1,0 +1,277 @@
+"""The live-feed triggers, run as the triggerer runs them (one asyncio loop) against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import importlib
+import itertools
+import json
+import time
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import pytest
+from airflow.serialization.serialized_objects import BaseSerialization
+
+from airflow_sfi.exceptions import SfiConfigError, SfiSubscriptionError
+from airflow_sfi.hooks.sfi import SfiHook
+from airflow_sfi.sandbox import SandboxServer
+from airflow_sfi.triggers import match_event as feed_triggers
+from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger, _with_flushes
+from tests.helpers import cancel_and_wait, drain_while
+
+MATCH = "0123456789abcdef"
+LEAGUE = "fedcba9876543210"
+OTHER = "1111111111111111"
+
+
+class Store:
+    """Stands in for the asset state store the triggerer injects (an RPC to its supervisor)."""
+
+    def __init__(self, serves_one_asset: bool = True) -> None:
+        self.values: dict[str, Any] = {}
+        self.serves_one_asset = serves_one_asset
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        if not self.serves_one_asset:
+            raise ValueError("Task has 2 concrete inlets and outlets")
+        return json.loads(json.dumps(self.values.get(key, default)))
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def rebuilt(trigger: Any) -> Any:
+    """The trigger as the triggerer builds it from its row: classpath and kwargs, stored as Airflow does."""
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    stored = json.loads(json.dumps(BaseSerialization.serialize(kwargs)))
+    return getattr(importlib.import_module(module), name)(**BaseSerialization.deserialize(stored))
+
+
+def goal_watcher(store: Any) -> Any:
+    """A goal watcher, rebuilt from its kwargs, that keeps its state in ``store``: a restart is a second one."""
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    trigger.asset_state_store = store
+    return trigger
+
+
+async def fire(api: SandboxServer, trigger: Any, during: Callable[[], Any]) -> list[dict[str, Any]]:
+    """Run the trigger while ``during`` runs in a thread (once it is connected); the payloads it yielded."""
+    return [event.payload for event in await drain_while(api, trigger.run(), during, settle=0.4)]
+
+
+def goal(api: SandboxServer, n: int, league: str = LEAGUE, type_: str = "goal") -> None:
+    api.emit("MAIN", type_, match_id=MATCH, league_id=league, data={"n": n})
+
+
+def test_kwargs_hold_the_selection_and_no_secret(sfi_sandbox: SandboxServer) -> None:
+    trigger = SfiMatchEventTrigger(channel="MAIN", scope="league", scope_id=LEAGUE, event_types=["goal"])
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_sfi.triggers.match_event.SfiMatchEventTrigger"
+    assert kwargs == {
+        "sfi_conn_id": "sfi_default",
+        "channel": "MAIN",
+        "scope": "league",
+        "scope_id": LEAGUE,
+        "event_types": ["goal"],
+        "ping_interval": 30.0,
+        "renew_margin": datetime.timedelta(minutes=5),
+    }
+    assert rebuilt(trigger).serialize() == (classpath, kwargs)
+    wait = SfiMatchEventWaitTrigger(scope="match", scope_id=MATCH, event_types=["match_end"])
+    assert wait.serialize()[0] == "airflow_sfi.triggers.match_event.SfiMatchEventWaitTrigger"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"channel": "RADIO"}, SfiSubscriptionError, "unknown channel 'RADIO'"),
+        ({"scope": "league"}, SfiSubscriptionError, "needs an id"),
+        ({"event_types": ["goal", "own_goal"]}, SfiConfigError, "unknown event type.*own_goal"),
+    ],
+)
+def test_a_bad_selection_fails_when_the_dag_is_parsed(kwargs: dict[str, Any], error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        SfiMatchEventTrigger(**kwargs)
+
+
+def test_the_watcher_fires_for_matching_events_and_stores_its_state(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 0.1)
+    trigger = rebuilt(SfiMatchEventTrigger(scope="league", scope_id=LEAGUE, event_types=["goal"]))
+    trigger.asset_state_store = store = Store()
+
+    def play() -> None:
+        goal(sfi_sandbox, 1)
+        goal(sfi_sandbox, 2, league=OTHER)
+        goal(sfi_sandbox, 3, type_="halftime")
+        goal(sfi_sandbox, 4)
+
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
+    assert [(p["type"], p["data"]["n"], p["league_id"]) for p in payloads] == [("goal", 1, LEAGUE), ("goal", 4, LEAGUE)]
+    assert all(set(p) == {"key", "channel", "type", "match_id", "league_id", "ts", "data"} for p in payloads)
+    state = store.values[STATE_KEY]
+    # The stored state vouches for what was fired (not the halftime, which was not); the watermark is goal 4's.
+    assert [key for key, _ in state["keys"]] == [p["key"] for p in payloads]
+    assert state["watermark"] == payloads[-1]["ts"]
+
+
+@pytest.mark.sfi_sandbox(replay=10)
+def test_a_restarted_watcher_does_not_fire_again_for_what_the_server_replays(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 0.1)
+    store = Store()
+    first = goal_watcher(store)
+    before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2, 3)]))
+    assert [p["data"]["n"] for p in before] == [1, 2, 3]
+
+    second = goal_watcher(store)
+    after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 4)))
+    assert [p["data"]["n"] for p in after] == [4]
+    # The server did replay the three goals to the new connection: the stored state dropped them.
+    last = sfi_sandbox.ws_connections()[-1]
+    assert last.subscriptions == ("MAIN:all",)
+    assert sum(e.recipients for e in sfi_sandbox.emitted()) == 4
+
+
+@pytest.mark.sfi_sandbox(replay=10)
+def test_a_watcher_stopped_right_after_firing_fires_again_rather_than_lose_the_event(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stopped before the triggerer could have stored what it fired: the state does not vouch for it yet.
+    monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 60)
+    store = Store()
+    first = goal_watcher(store)
+    before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2)]))
+    assert [p["data"]["n"] for p in before] == [1, 2]
+    assert STATE_KEY not in store.values
+
+    second = goal_watcher(store)
+    after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 3)))
+    assert [p["data"]["n"] for p in after] == [1, 2, 3]  # replayed and fired again: at least once
+    assert [p["key"] for p in after[:2]] == [p["key"] for p in before]  # the same keys, for consumers to drop
+
+
+@pytest.mark.sfi_sandbox(replay=10)
+def test_without_a_single_asset_store_the_state_lives_in_memory(sfi_sandbox: SandboxServer) -> None:
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    trigger.asset_state_store = store = Store(serves_one_asset=False)
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, lambda: goal(sfi_sandbox, 1)))
+    assert [p["data"]["n"] for p in payloads] == [1]
+    assert store.values == {}
+
+
+@pytest.mark.sfi_sandbox(replay=10)
+def test_below_airflow_3_3_there_is_no_state_store_and_dedupe_is_in_memory(sfi_sandbox: SandboxServer) -> None:
+    """Airflow 3.0-3.2 inject no asset state store (no attribute at all): a reconnect's replay is still dropped."""
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+    vars(trigger).pop("asset_state_store", None)
+
+    def goals_around_a_reconnect() -> None:
+        goal(sfi_sandbox, 1)
+        goal(sfi_sandbox, 2)
+        assert sfi_sandbox.inject_ws("drop") == 1
+        deadline = time.monotonic() + 5
+        while not any(c.closed_at is None and c.subscriptions for c in sfi_sandbox.ws_connections()[1:]):
+            assert time.monotonic() < deadline, "no second subscribed connection"
+            time.sleep(0.02)
+        goal(sfi_sandbox, 3)
+
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, goals_around_a_reconnect))
+    assert [p["data"]["n"] for p in payloads] == [1, 2, 3]
+    # Each goal reached one connection live; the second connection also got goals 1 and 2 again
+    # (replay=10, after its subscribe), and the in-memory dedupe dropped them.
+    assert [e.recipients for e in sfi_sandbox.emitted()] == [1, 1, 1]
+    assert len(sfi_sandbox.ws_connections()) == 2
+
+
+def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(feed_triggers, "CONFIGURATION_RETRY_SECONDS", 0.3)
+    trigger = rebuilt(SfiMatchEventTrigger(channel="STATS"))  # the PRO plan has MAIN only
+    SfiHook().config  # noqa: B018 - the first connection lookup of a process takes 0.9 s on Airflow 3.0-3.1
+
+    async def run_until_three_attempts() -> None:
+        task = asyncio.create_task(anext(trigger.run()))
+        deadline = time.monotonic() + 30
+        while len(sfi_sandbox.calls("ws/new")) < 3 and time.monotonic() < deadline:
+            assert not task.done()  # neither an event nor an exception: it waits, then tries again
+            await asyncio.sleep(0.02)
+        await cancel_and_wait(task)
+
+    asyncio.run(run_until_three_attempts())
+    attempts = [c.at for c in sfi_sandbox.calls("ws/new")]
+    assert len(attempts) >= 3, "the watcher did not try again"
+    # One attempt per retry period, no storm (a slow machine only lengthens the gaps).
+    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(attempts))
+    assert sfi_sandbox.ws_connections() == []
+    out = capfd.readouterr().out
+    assert "cannot run as configured" in out and "STATS" in out
+
+
+def test_a_cancel_that_races_a_configuration_error_still_cancels_the_watcher() -> None:
+    # The triggerer cancels a watcher just as its feed fails: the failure must not replace the
+    # cancellation, or the watcher would log it, wait and run on for good.
+    async def scenario() -> asyncio.Task[Any]:
+        failed = asyncio.Event()
+
+        async def events() -> AsyncGenerator[Any, None]:
+            failed.set()
+            raise SfiSubscriptionError("the plan does not include channel(s) STATS", error_code="CHANNEL_NOT_ALLOWED")
+            yield  # an async generator
+
+        task = asyncio.create_task(anext(_with_flushes(events(), after=1.0)))
+        await failed.wait()  # the feed has failed; the watcher has not seen it yet
+        await cancel_and_wait(task)
+        return task
+
+    assert asyncio.run(scenario()).cancelled()
+
+
+def test_the_wait_trigger_fires_once_with_the_first_match(sfi_sandbox: SandboxServer) -> None:
+    trigger = rebuilt(SfiMatchEventWaitTrigger(scope="match", scope_id=MATCH, event_types=["match_end"]))
+
+    def play() -> None:
+        goal(sfi_sandbox, 1)
+        goal(sfi_sandbox, 2, type_="match_end")
+        goal(sfi_sandbox, 3, type_="match_end")
+
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
+    assert len(payloads) == 1
+    assert payloads[0]["status"] == "event"
+    assert (payloads[0]["event"]["type"], payloads[0]["event"]["data"]) == ("match_end", {"n": 2})
+
+
+def test_the_wait_trigger_reports_a_configuration_error_as_an_event(sfi_sandbox: SandboxServer) -> None:
+    trigger = rebuilt(SfiMatchEventWaitTrigger(channel="ODDS"))
+
+    async def first() -> Any:
+        return await anext(trigger.run())
+
+    event = asyncio.run(first())
+    assert event.payload["status"] == "error"
+    assert "ODDS" in event.payload["message"]
+
+
+def test_a_burst_is_followed_by_one_flush_marker_and_a_lone_event_by_none(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_triggers, "FLUSH_AFTER_SECONDS", 0.3)
+    trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
+
+    def play() -> None:
+        goal(sfi_sandbox, 1)  # alone: nothing waits behind it
+        time.sleep(0.6)
+        for n in (2, 3, 4):  # a burst
+            goal(sfi_sandbox, n)
+        time.sleep(0.6)
+
+    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
+    kinds = [p.get("data", {}).get("n", p["type"]) for p in payloads]
+    assert kinds == [1, 2, 3, 4, "flush"]
+    assert payloads[-1] == {"type": "flush", "watermark": payloads[-2]["ts"]}
