@@ -24,7 +24,7 @@ with DAG(
     catchup=False,
     tags=["sfi"],
     doc_md=__doc__,
-    params={"match_id": Param("d2a1e6f4b3c50001", type="string", pattern="^[0-9a-f]{16}$")},
+    params={"match_id": Param("d2a1e6f4b3c50001", type="string", pattern="^[A-Za-z0-9_-]{1,64}$")},
 ):
     match_end = SfiMatchEventSensor(
         task_id="wait_for_match_end",

@@ -146,8 +146,7 @@ class _Link:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        await stop(*self._tasks)
         if self.ended.done() and self.ended.result() == "stalled":
             self.ws.transport.abort()  # a stalled server would not answer a closing handshake either
         with contextlib.suppress(Exception):
@@ -234,7 +233,7 @@ class _Session:
                 await link.close()
                 if why in TOKEN_CLOSE_CODES or link.token.seconds_left() <= 0:
                     self.log.info("The server ended the token (close code %s): getting a fresh one", why)
-                    renewal.cancel()
+                    await stop(renewal)
                     self.ended_token, self.token = link.token, None
                     link = await self._connect()
                     renewal = self._renewal(link.token)
@@ -242,8 +241,10 @@ class _Session:
                     self.log.warning("The live feed connection ended (%s): reconnecting", why)
                     link = await self._connect()
         finally:
-            renewal.cancel()
-            await link.close()
+            try:
+                await stop(renewal)
+            finally:
+                await link.close()
 
     def _renewal(self, token: WsToken) -> asyncio.Task[WsToken]:
         lifetime = max(token.seconds_left(), 0.0)

@@ -1,6 +1,6 @@
 """The sandbox API (:class:`~airflow_sfi.sandbox.rest.Sandbox`) on a real HTTP socket.
 
-Standard library only. The behaviour lives in :mod:`airflow_sfi.sandbox.rest`; this module only
+The behaviour lives in :mod:`airflow_sfi.sandbox.rest`; this module only
 parses requests, writes answers (or drops the connection) and sleeps for the ``slow`` fault.
 """
 
