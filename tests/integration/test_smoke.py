@@ -35,7 +35,7 @@ START = pendulum.datetime(2024, 1, 1, tz="UTC")
 with DAG(dag_id="sfi_smoke_deferral", schedule=None, start_date=START, catchup=False) as DEFERRAL:
     get_token = SfiWsTokenOperator(task_id="get_token", required_channels=["MAIN"], variable_key=VARIABLE)
     wait = SfiWsTokenExpirySensor(
-        task_id="wait_for_refresh", expires_at=get_token.output["expires_at"], refresh_margin=MARGIN, deferrable=True
+        task_id="wait_for_refresh", expires_at=get_token.output["expires_at"], renew_margin=MARGIN, deferrable=True
     )
     get_token >> wait
 
