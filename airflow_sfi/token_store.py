@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from airflow_sfi.exceptions import SfiError
@@ -31,13 +32,18 @@ def published(variable_key: str) -> WsToken | None:
     from airflow.sdk import Variable
     from airflow.sdk.log import mask_secret
 
-    value = Variable.get(variable_key, default=None, deserialize_json=True)
-    if value is None:
+    # Read as text: Airflow would register every string of a deserialized dict with the masker, the
+    # short channel names too, and warn that they are too short to mask.
+    raw = Variable.get(variable_key, default=None)
+    if raw is None:
         return None
+    problem = None
     try:
-        token = WsToken.from_dict(value)
-    except SfiError as exc:
-        log.warning("Variable %r does not hold a token (%s): getting a new one", variable_key, exc)
+        token = WsToken.from_dict(json.loads(raw))
+    except (ValueError, SfiError) as exc:
+        problem = str(exc) if isinstance(exc, SfiError) else "not JSON"
+    if problem is not None:
+        log.warning("Variable %r does not hold a token (%s): getting a new one", variable_key, problem)
         return None
     mask_secret(token.token)
     mask_secret(token.server)
