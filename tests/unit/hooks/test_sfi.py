@@ -261,3 +261,29 @@ def test_no_log_record_carries_the_key_even_at_debug(
     assert "GET /v1/ws/new/?t=***" in said  # the request lines are there, the key is not
     assert key not in said and token.token not in said
     assert [c.status for c in sfi_sandbox.calls()] == [None, 500, 200]
+
+
+def test_a_parser_bug_is_a_response_error_that_keeps_its_traceback(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow_sfi.hooks.sfi as module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("a parser bug")
+
+    monkeypatch.setattr(module, "parse_envelope", broken)
+    with pytest.raises(SfiResponseError, match=r"could not be read \(KeyError\)") as raised:
+        SfiHook().get_ws_token()
+    assert isinstance(raised.value.__cause__, KeyError)
+    assert "sandbox-key-pro" not in str(raised.value)
+
+
+def test_the_url_log_filter_is_installed_once_by_the_first_session() -> None:
+    def filters() -> int:
+        return sum(isinstance(f, module._UrlLogRedactor) for f in logging.getLogger("urllib3.connectionpool").filters)
+
+    import airflow_sfi.hooks.sfi as module
+
+    SfiHook().session  # noqa: B018 - the session is what installs it
+    SfiHook().session  # noqa: B018
+    assert filters() == 1
