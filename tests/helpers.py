@@ -119,3 +119,15 @@ def when_subscribed(api: Any, topic: str, then: Callable[[], Any], timeout: floa
         then()
 
     threading.Thread(target=wait_then, daemon=True).start()
+
+
+def rebuilt(trigger: Any) -> Any:
+    """The trigger as the triggerer builds it from its row: classpath and kwargs, stored as Airflow does."""
+    import importlib
+
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    stored = json.loads(json.dumps(BaseSerialization.serialize(kwargs)))
+    return getattr(importlib.import_module(module), name)(**BaseSerialization.deserialize(stored))

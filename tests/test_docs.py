@@ -143,3 +143,51 @@ def test_readme_example_dags_are_the_files() -> None:
         expected = [line.rstrip() for line in source.read_text(encoding="utf-8").strip("\n").splitlines()]
         got = [line.rstrip() for line in "\n".join(shown).strip("\n").splitlines()]
         assert got == expected, f"README.md's copy of {name} differs from the file: copy it again"
+
+
+_TREE_ENTRY = re.compile(r"^((?:│   |    )*)[├└]── (\S+)")
+
+
+def _drawn_modules() -> set[str]:
+    """The modules the README's Development tree draws, as paths under airflow_sfi/."""
+    block = next(b for b in _code_blocks(README.read_text()) if b and b[0].strip() == "airflow_sfi/")
+    drawn: set[str] = set()
+    parents: list[str] = []
+    for line in block[1:]:
+        match = _TREE_ENTRY.match(line)
+        if not match:
+            continue
+        depth, name = len(match.group(1)) // 4, match.group(2)
+        parents = parents[:depth]
+        if name.endswith("/"):
+            parents.append(name.rstrip("/"))
+            if name == "sandbox/":  # drawn on one line: "sandbox/  ...: rest.py, live.py, ..."
+                drawn.update(f"sandbox/{m}" for m in re.findall(r"(\w+\.py)", line))
+        else:
+            drawn.add("/".join([*parents, name]))
+    return drawn
+
+
+def _modules() -> set[str]:
+    package = REPO / "airflow_sfi"
+    return {
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py" or p.parent == package
+        if not (p.parent.name == "sandbox" and p.name in ("__init__.py", "__main__.py"))
+    }
+
+
+def test_the_readme_draws_every_module_and_no_other() -> None:
+    assert _drawn_modules() == _modules()
+
+
+def test_unit_tests_mirror_the_package_one_to_one() -> None:
+    expected = {
+        str(Path(m).with_name(f"test_{Path(m).stem.strip('_')}.py"))
+        for m in _modules() | {"sandbox/__main__.py"}
+        if m != "__init__.py"
+    }
+    found = {p.relative_to(REPO / "tests" / "unit").as_posix() for p in (REPO / "tests" / "unit").rglob("test_*.py")}
+    assert expected - found == set(), "modules without a test module"
+    assert found - expected == set(), "test modules without a module"

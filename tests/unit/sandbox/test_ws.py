@@ -18,7 +18,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from airflow_sfi.sandbox import SandboxServer, WsConnectionRecord
-from airflow_sfi.sandbox.__main__ import main
 from tests.helpers import FixedClock
 
 T0 = 1_700_000_000.0
@@ -496,18 +495,6 @@ def test_the_server_logs_no_token_even_at_debug(caplog: pytest.LogCaptureFixture
         served = [r for r in caplog.records if r.name == "websockets.server"]
     assert "connection open" in {r.getMessage() for r in served}  # it does log, above DEBUG
     assert all(token not in r.getMessage() and r.levelno > logging.DEBUG for r in served)
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [(["--minute-seconds", "0"], "--minute-seconds must be positive"), (["--replay", "-1"], "--replay must not be")],
-)
-def test_command_line_refuses_bad_ws_arguments(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    assert exited.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_command_line_serves_the_websocket_and_plays() -> None:

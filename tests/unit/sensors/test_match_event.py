@@ -6,8 +6,7 @@ import datetime
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
-from airflow.sdk.bases.operator import TriggerFailureReason
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_sfi.exceptions import SfiAuthError, SfiConfigError, SfiSubscriptionError, error_payload
 from airflow_sfi.sensors.match_event import SfiMatchEventSensor
@@ -74,18 +73,3 @@ def test_resumed_it_returns_the_event_or_fails_with_the_triggers_error_of_its_cl
     assert raised.value.error_code == "CHANNEL_NOT_ALLOWED"
     with pytest.raises(SfiAuthError, match="refused the credential"):
         wait.execute_complete({}, {"status": "error", **error_payload(SfiAuthError("SFI API refused the credential"))})  # type: ignore[arg-type]
-
-
-# A deferred wait's timeout: skipped with soft_fail or never_fail on every release (Airflow 3.0 needs our help).
-@pytest.mark.parametrize(
-    ("flags", "raised"),
-    [
-        ({}, AirflowSensorTimeout),
-        ({"soft_fail": True}, AirflowSkipException),
-        ({"never_fail": True}, AirflowSkipException),
-    ],
-)
-def test_a_deferred_wait_ends_at_its_timeout(flags: dict[str, bool], raised: type[Exception]) -> None:
-    wait = sensor(match_id=MATCH, timeout=60, **flags)
-    with pytest.raises(raised):
-        wait.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, context={})  # type: ignore[arg-type]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import importlib
 import itertools
 import json
 import time
@@ -12,14 +10,13 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import pytest
-from airflow.serialization.serialized_objects import BaseSerialization
 
-from airflow_sfi.exceptions import SfiConfigError, SfiSubscriptionError
+from airflow_sfi.exceptions import SfiSubscriptionError
 from airflow_sfi.hooks.sfi import SfiHook
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.triggers import match_event as feed_triggers
 from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger, _with_flushes
-from tests.helpers import cancel_and_wait, drain_while
+from tests.helpers import cancel_and_wait, drain_while, rebuilt
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
@@ -42,14 +39,6 @@ class Store:
         self.values[key] = json.loads(json.dumps(value))
 
 
-def rebuilt(trigger: Any) -> Any:
-    """The trigger as the triggerer builds it from its row: classpath and kwargs, stored as Airflow does."""
-    classpath, kwargs = trigger.serialize()
-    module, name = classpath.rsplit(".", 1)
-    stored = json.loads(json.dumps(BaseSerialization.serialize(kwargs)))
-    return getattr(importlib.import_module(module), name)(**BaseSerialization.deserialize(stored))
-
-
 def goal_watcher(store: Any) -> Any:
     """A goal watcher, rebuilt from its kwargs, that keeps its state in ``store``: a restart is a second one."""
     trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
@@ -64,37 +53,6 @@ async def fire(api: SandboxServer, trigger: Any, during: Callable[[], Any]) -> l
 
 def goal(api: SandboxServer, n: int, league: str = LEAGUE, type_: str = "goal") -> None:
     api.emit("MAIN", type_, match_id=MATCH, league_id=league, data={"n": n})
-
-
-def test_kwargs_hold_the_selection_and_no_secret(sfi_sandbox: SandboxServer) -> None:
-    trigger = SfiMatchEventTrigger(channel="MAIN", scope="league", scope_id=LEAGUE, event_types=["goal"])
-    classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_sfi.triggers.match_event.SfiMatchEventTrigger"
-    assert kwargs == {
-        "sfi_conn_id": "sfi_default",
-        "channel": "MAIN",
-        "scope": "league",
-        "scope_id": LEAGUE,
-        "event_types": ["goal"],
-        "ping_interval": 30.0,
-        "renew_margin": datetime.timedelta(minutes=5),
-    }
-    assert rebuilt(trigger).serialize() == (classpath, kwargs)
-    wait = SfiMatchEventWaitTrigger(scope="match", scope_id=MATCH, event_types=["match_end"])
-    assert wait.serialize()[0] == "airflow_sfi.triggers.match_event.SfiMatchEventWaitTrigger"
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"channel": "RADIO"}, SfiSubscriptionError, "unknown channel 'RADIO'"),
-        ({"scope": "league"}, SfiSubscriptionError, "needs an id"),
-        ({"event_types": ["goal", "own_goal"]}, SfiConfigError, "unknown event type.*own_goal"),
-    ],
-)
-def test_a_bad_selection_fails_when_the_dag_is_parsed(kwargs: dict[str, Any], error: type, message: str) -> None:
-    with pytest.raises(error, match=message):
-        SfiMatchEventTrigger(**kwargs)
 
 
 def test_the_watcher_fires_for_matching_events_and_stores_its_state(
