@@ -46,13 +46,7 @@ class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
     configuration error (a channel the plan lacks, a bad key) is logged and retried every
     :data:`CONFIGURATION_RETRY_SECONDS`, not raised.
 
-    :param sfi_conn_id: the Airflow connection.
-    :param channel: the channel to subscribe to (MAIN, STATS, ODDS or a ``_REALTIME`` one).
-    :param scope: ``all``, ``match`` or ``league``.
-    :param scope_id: the match or league id for those scopes.
-    :param event_types: fire only for these (e.g. ``["goal"]``); all when empty.
-    :param ping_interval: seconds between pings to the server.
-    :param renew_margin: renew the token this long before it expires.
+    Parameters as :class:`~airflow_sfi.triggers.base.SfiFeedTrigger`.
     """
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -140,7 +134,7 @@ class SfiMatchEventWaitTrigger(SfiFeedTrigger):
     Yields ``{"status": "event", "event": <payload>}``, or ``{"status": "error", ...}`` (see
     :func:`~airflow_sfi.exceptions.error_payload`) when the feed cannot run as configured.
 
-    Parameters as :class:`SfiMatchEventTrigger`.
+    Parameters as :class:`~airflow_sfi.triggers.base.SfiFeedTrigger`.
     """
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
