@@ -142,7 +142,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
         assert set(kwargs) == {
             "sfi_conn_id",
             "expires_at",
-            "renew_margin_seconds",
+            "renew_margin",
             "action",
             "required_channels",
             "variable_key",
@@ -195,7 +195,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     assert [(c, set(k)) for c, k, _ in started_in_triggerer] == [
         (
             "airflow_sfi.triggers.ws_token.SfiWsTokenExpiryTrigger",
-            {"expires_at", "renew_margin_seconds", "end_from_trigger"},
+            {"expires_at", "renew_margin", "end_from_trigger"},
         )
     ]
     assert {c.auth_type for c in api.calls("ws/new") if c.key == "sandbox-key-ultra"} == {"rapidapi"}

@@ -107,7 +107,7 @@ WATCHER_KWARGS = {
     "scope_id",
     "event_types",
     "ping_interval",
-    "renew_margin_seconds",
+    "renew_margin",
 }
 
 

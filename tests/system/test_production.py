@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.serialization.serialized_objects import BaseSerialization
 from cryptography.fernet import Fernet
 
 from airflow_sfi.sandbox import RANDOM_FAULTS, GapWatcher, SandboxServer
@@ -97,9 +98,8 @@ class Chaos:
                 "AND t.triggerer_id IS NOT NULL"
             ):
                 held = airflow.trigger_kwargs(kwargs)
-                due = datetime.datetime.fromisoformat(held["expires_at"]) - datetime.timedelta(
-                    seconds=held["renew_margin_seconds"]
-                )
+                margin = BaseSerialization.deserialize(held["renew_margin"])  # a timedelta, as Airflow encodes it
+                due = datetime.datetime.fromisoformat(held["expires_at"]) - margin
                 return trigger_id, triggerer_id, due
             return None
 
