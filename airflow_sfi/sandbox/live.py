@@ -362,6 +362,7 @@ class Feed:
         self._history: dict[str, collections.deque[str]] = {}
         self._playbacks: list[Playback] = []
         self._lock = threading.Lock()
+        sandbox.attach(self)  # its REST answers follow what this feed plays
 
     # Connections
 
@@ -587,6 +588,11 @@ class Feed:
             self._playbacks.append(playback)
         return playback.start()
 
+    def playbacks(self) -> list[Playback]:
+        """The playbacks started since the last :meth:`stop_playing`, oldest first."""
+        with self._lock:
+            return list(self._playbacks)
+
     def stop_playing(self) -> None:
         """Stop every playback."""
         with self._lock:
@@ -626,6 +632,8 @@ class Playback:
         self.minute_seconds = minute_seconds
         self.loop = loop
         self.emitted = 0
+        # The match minute of the latest events emitted (in the current loop); None before any.
+        self.minute: float | None = None
         self._done = False
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -642,6 +650,11 @@ class Playback:
     def start(self) -> Playback:
         self._thread.start()
         return self
+
+    @property
+    def running(self) -> bool:
+        """Whether it is playing now: started, and neither finished nor stopped."""
+        return self._thread.is_alive() and not self._stopping.is_set() and not self._done
 
     @property
     def done(self) -> bool:
@@ -667,6 +680,7 @@ class Playback:
                     if self._stopping.wait(max(0.0, start + minute * self.minute_seconds - time.monotonic())):
                         return
                     self.emitted += len(self.feed._emit_group(group))
+                    self.minute = minute
                 if not self.loop or not self._groups:
                     self._done = True
                     return

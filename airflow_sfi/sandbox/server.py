@@ -31,7 +31,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         sandbox = self.server.sandbox
         parts = urllib.parse.urlsplit(self.path)
-        query = urllib.parse.parse_qs(parts.query)
+        # Blank values kept: `i=` is a wrong id (code 7), not a missing one.
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
         headers = {k.lower(): v for k, v in self.headers.items()}
         fault = sandbox.next_fault()
         if fault is not None and fault.kind == "slow":

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
+import math
+import re
+from typing import Any
 
 import pytest
 
-from airflow_sfi.sandbox import Sandbox, SandboxKey, TokenRecord
+from airflow_sfi.sandbox import MatchScript, Sandbox, SandboxKey, TokenRecord, default_matches
+from airflow_sfi.sandbox.live import LEAGUES, MATCHES
 
 RAPID_HOST = "soccer-football-info.p.rapidapi.com"
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -395,3 +400,154 @@ def test_fault_rate_draws_seeded_faults_after_the_queued_ones() -> None:
 def test_bad_options_are_refused(make, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# The data endpoints
+
+TODAY = "20231114"  # T0's day: the default match day
+SCRIPTED = {m.match_id: m for m in default_matches()}
+
+
+def get(
+    sandbox: Sandbox, endpoint: str, key: str = "sandbox-key-mega", **params: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """A direct request to a data endpoint: (HTTP status, body, headers)."""
+    answer = sandbox.answer(f"/v1/{endpoint}/", {"t": [key], **{k: [v] for k, v in params.items()}}, {})[0]
+    assert answer is not None
+    return answer.status, json.loads(answer.body), answer.headers
+
+
+def ok(sandbox: Sandbox, endpoint: str, key: str = "sandbox-key-mega", **params: str) -> dict[str, Any]:
+    status, body, _ = get(sandbox, endpoint, key, **params)
+    assert (status, body["status"], body["errors"]) == (200, 200, []), body
+    return body
+
+
+def every_page(sandbox: Sandbox, endpoint: str, key: str = "sandbox-key-pro", **params: str) -> list[dict[str, Any]]:
+    first = ok(sandbox, endpoint, key, **params)
+    (pagination,) = first["pagination"]
+    pages = math.ceil(pagination["items"] / pagination["per_page"])
+    items = list(first["result"])
+    for page in range(2, pages + 1):
+        items += ok(sandbox, endpoint, key, p=str(page), **params)["result"]
+    assert len(items) == pagination["items"]
+    return items
+
+
+def ws_goals(script: MatchScript, upto: float = math.inf) -> list[dict[str, str]]:
+    """The goals a match script plays on MAIN, as matches/view lists them (home is teamA)."""
+    return [
+        {"type": "goal", "timer": str(int(e.minute)), "team": {"home": "A", "away": "B"}[e.data["team"]]}
+        for e in script.events
+        if e.channel == "MAIN" and e.type == "goal" and e.minute <= upto and e.data
+    ]
+
+
+def final_score(script: MatchScript) -> list[int]:
+    return next(e.data["score"] for e in script.events if e.type == "match_end" and e.data)
+
+
+@pytest.mark.parametrize(("key", "per_page"), [("basic", 25), ("pro", 25), ("ultra", 50), ("mega", 100)])
+def test_reference_lists_page_by_the_plan(key: str, per_page: int) -> None:
+    sandbox = Sandbox(clock=Clock())
+    first = ok(sandbox, "teams/list", f"sandbox-key-{key}")
+    last_page = math.ceil(401 / per_page)
+    last = ok(sandbox, "teams/list", f"sandbox-key-{key}", p=str(last_page))
+    after = ok(sandbox, "teams/list", f"sandbox-key-{key}", p=str(last_page + 1))
+    assert first["pagination"] == [{"page": 1, "per_page": per_page, "items": 401}]
+    assert len(first["result"]) == per_page and last_page > 3
+    assert last["pagination"] == [{"page": last_page, "per_page": per_page, "items": 401}]
+    assert len(last["result"]) == 401 - (last_page - 1) * per_page
+    assert (after["result"], after["pagination"][0]["items"]) == ([], 401)
+
+
+def test_per_page_option_overrides_the_plan() -> None:
+    body = ok(Sandbox(per_page=7), "players/list", "sandbox-key-basic", p="3")
+    assert body["pagination"] == [{"page": 3, "per_page": 7, "items": 4411}] and len(body["result"]) == 7
+
+
+def test_reference_lists_are_generated_the_same_every_time_with_16_hex_ids() -> None:
+    sizes = {"stadiums": 401, "managers": 401, "referees": 337, "players": 4411, "teams": 401, "championships": 321}
+    sandbox = Sandbox()
+    for kind, size in sizes.items():
+        items = every_page(sandbox, f"{kind}/list", "sandbox-key-mega")
+        assert len(items) == size > 3 * 100
+        assert all(re.fullmatch(r"[0-9a-f]{16}", i["id"]) for i in items)
+        assert len({i["id"] for i in items}) == size
+    teams = ok(sandbox, "teams/list")["result"]
+    assert teams[0] == {
+        "id": "6499066c2e126a89",
+        "name": "Elbrihol FC",
+        "country": {"id": "319b0e7036a2d04a", "name": "Argentina"},
+        "stadium": {"id": "5333fdbff48cb4a4", "name": "Elbrihol Ground"},
+        "manager": {"id": "7a0a9e7a010cef7a", "name": "Rafael Yaroskal"},
+    }
+    languages = ok(sandbox, "languages/list")["result"]
+    assert {"id": "en_US", "name": "English"} in languages
+    assert len(ok(sandbox, "countries/list")["result"]) == 25
+    championships = ok(sandbox, "championships/list")["result"]
+    assert [c["id"] for c in championships[:2]] == list(LEAGUES)
+
+
+def test_reference_lists_filter_by_country() -> None:
+    sandbox = Sandbox()
+    italy = next(c for c in ok(sandbox, "countries/list")["result"] if c["name"] == "Italy")
+    teams = every_page(sandbox, "teams/list", c=italy["id"])
+    assert len(teams) == 16 and {t["country"]["id"] for t in teams} == {italy["id"]}
+    assert ok(sandbox, "countries/list", c=italy["id"])["result"] == [italy]
+    assert ok(sandbox, "teams/list", c="0" * 16)["pagination"] == [{"page": 1, "per_page": 100, "items": 0}]
+
+
+def test_view_basic_is_the_match_the_feed_plays() -> None:
+    sandbox = Sandbox(clock=Clock())
+    for match_id, script in SCRIPTED.items():
+        (match,) = ok(sandbox, "matches/view/basic", "sandbox-key-pro", i=match_id)["result"]
+        assert (match["id"], match["championship"]["id"]) == (match_id, script.league_id)
+        assert (match["date"], match["status"], match["timer"]) == ("2023-11-14 19:00:00", "ENDED", "90:00")
+        assert [e for e in match["events"] if e["type"] == "goal"] == ws_goals(script)
+        assert {e["type"] for e in match["events"]} <= {"goal", "yellow_card", "red_card"}
+        assert [match["teamA"]["score"]["f"], match["teamB"]["score"]["f"]] == final_score(script)
+        assert match["teamA"]["id"] != match["teamB"]["id"]
+    (first,) = ok(sandbox, "matches/view/basic", i=MATCHES[0])["result"]
+    assert (first["teamA"]["score"], first["teamB"]["score"]) == (
+        {"f": 3, "1h": 1, "2h": 2, "o": None, "p": None},
+        {"f": 2, "1h": 1, "2h": 1, "o": None, "p": None},
+    )
+    assert first["championship"] == {"id": LEAGUES[0], "name": "Sandbox Premier League", "s_name": "SPL"}
+    # Its teams are in the reference lists.
+    team = ok(sandbox, "teams/view", i=first["teamA"]["id"])["result"][0]
+    assert (team["name"], len(team["players"])) == (first["teamA"]["name"], 11)
+
+
+def test_day_basic_pages_through_a_busy_day_with_the_scripted_matches() -> None:
+    sandbox = Sandbox(extra_matches=247, clock=Clock())
+    body = ok(sandbox, "matches/day/basic", "sandbox-key-pro", d=TODAY)
+    assert body["pagination"] == [{"page": 1, "per_page": 25, "items": 250}]
+    last = ok(sandbox, "matches/day/basic", "sandbox-key-pro", d=TODAY, p="10")
+    assert len(last["result"]) == 25
+    assert ok(sandbox, "matches/day/basic", "sandbox-key-pro", d=TODAY, p="11")["result"] == []
+    matches = every_page(sandbox, "matches/day/basic", d=TODAY)
+    assert len({m["id"] for m in matches}) == 250
+    assert [m["date"] for m in matches] == sorted(m["date"] for m in matches)
+    assert all(m["date"].startswith("2023-11-14 ") for m in matches)
+    by_id = {m["id"]: m for m in matches}
+    for match_id, script in SCRIPTED.items():
+        assert by_id[match_id]["championship"]["id"] == script.league_id
+        assert [e for e in by_id[match_id]["events"] if e["type"] == "goal"] == ws_goals(script)
+        assert by_id[match_id] == ok(sandbox, "matches/view/basic", i=match_id)["result"][0]
+    # Another day has none; the extra matches are the same in every sandbox.
+    assert ok(sandbox, "matches/day/basic", d="20231115")["pagination"][0]["items"] == 0
+    again = every_page(Sandbox(extra_matches=247, clock=Clock()), "matches/day/basic", d=TODAY)
+    assert [m["id"] for m in again] == list(by_id)
+
+
+@pytest.mark.parametrize("day", ["20240102", datetime.date(2024, 1, 2)])
+def test_match_day_option_moves_the_matches(day: str | datetime.date) -> None:
+    sandbox = Sandbox(match_day=day, extra_matches=5, clock=Clock())
+    assert ok(sandbox, "matches/day/basic", d=TODAY)["pagination"][0]["items"] == 0
+    matches = ok(sandbox, "matches/day/basic", d="20240102")["result"]
+    assert len(matches) == 8 and set(SCRIPTED) <= {m["id"] for m in matches}
+    # A scripted match's status follows the feed, a generated one's the clock (T0 is before that day).
+    statuses = {m["id"]: (m["date"][:11], m["status"]) for m in matches}
+    assert {statuses[i] for i in SCRIPTED} == {("2024-01-02 ", "ENDED")}
+    assert {v for i, v in statuses.items() if i not in SCRIPTED} == {("2024-01-02 ", "NOT STARTED")}
