@@ -59,19 +59,72 @@ class RateLimit:
 
 
 @dataclasses.dataclass(frozen=True)
+class Pagination:
+    """
+    Where a paginated answer stands: ``{"page": 1, "per_page": 100, "items": 6831}``.
+
+    :param page: this answer's page, from 1.
+    :param per_page: items per page (fixed by the plan).
+    :param items: the total number of items over all pages, not of this page's.
+    """
+
+    page: int
+    per_page: int
+    items: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages hold ``items``: 0 when there are none."""
+        return -(-self.items // self.per_page)
+
+    @property
+    def is_last(self) -> bool:
+        """Whether no page follows this one."""
+        return self.page >= self.pages
+
+    @classmethod
+    def from_envelope(cls, value: object, http_status: int = 200) -> Pagination | None:
+        """
+        The envelope's ``pagination``: ``[]`` (None: not paginated) or ``[{"page", "per_page", "items"}]``.
+
+        :param value: the envelope's ``pagination`` value.
+        :param http_status: the answer's HTTP status, for the error message.
+        :raises SfiResponseError: for any other shape, or a page or page size below 1.
+        """
+        if not value:  # [], and as before any other empty value
+            return None
+        first = value[0] if isinstance(value, list) and len(value) == 1 else None
+        if not isinstance(first, dict):
+            raise response_error(http_status, "with an envelope whose 'pagination' is not [{page, per_page, items}]")
+        numbers = {}
+        for name, least in (("page", 1), ("per_page", 1), ("items", 0)):
+            number = first.get(name)
+            if isinstance(number, str) and number.isdecimal():
+                number = int(number)
+            if not isinstance(number, int) or isinstance(number, bool) or number < least:
+                raise response_error(
+                    http_status,
+                    f"with an envelope whose pagination {name!r} is not an integer of at least {least} "
+                    f"(got {json_type(first.get(name))})",
+                )
+            numbers[name] = number
+        return cls(**numbers)
+
+
+@dataclasses.dataclass(frozen=True)
 class Envelope:
     """
     A successful answer: ``{"status": 200, "errors": [], "pagination": [...], "result": [...]}``.
 
     :param http_status: the HTTP status code.
     :param result: the result items.
-    :param pagination: the envelope's ``pagination`` list (``[]`` when not paginated).
+    :param pagination: where a paginated answer stands; None when the envelope's ``pagination`` is ``[]``.
     :param rate_limit: what the rate-limit headers said.
     """
 
     http_status: int
     result: list[Any]
-    pagination: list[Any]
+    pagination: Pagination | None
     rate_limit: RateLimit
 
 
@@ -129,9 +182,7 @@ def parse_envelope(
     result = payload.get("result")
     if not isinstance(result, list):
         raise response_error(http_status, "with an envelope whose 'result' is not a list")
-    pagination = payload.get("pagination") or []
-    if not isinstance(pagination, list):
-        raise response_error(http_status, "with an envelope whose 'pagination' is not a list")
+    pagination = Pagination.from_envelope(payload.get("pagination"), http_status)
     return Envelope(http_status, result, pagination, RateLimit.from_headers(headers))
 
 

@@ -17,6 +17,7 @@ from airflow_sfi.exceptions import (
     SfiRateLimitError,
     SfiResponseError,
 )
+from airflow_sfi.protocol.envelope import Pagination, parse_envelope
 from airflow_sfi.protocol.token import parse_ws_token_response
 from airflow_sfi.sandbox import SandboxServer
 from tests.helpers import token_item
@@ -273,6 +274,53 @@ def test_rate_limit_headers_are_carried() -> None:
     with pytest.raises(SfiRateLimitError) as caught:
         parse_ws_token_response(429, envelope(status=429, result=[]), {"x-rate-limit-reset": str(epoch)})
     assert caught.value.retry_after is None and caught.value.reset_at == pendulum.from_timestamp(epoch)
+
+
+@pytest.mark.parametrize(
+    ("pagination", "expected", "pages", "last"),
+    [
+        ([], None, None, None),
+        (None, None, None, None),
+        ([{"page": 1, "per_page": 100, "items": 6831}], Pagination(1, 100, 6831), 69, False),
+        ([{"page": 69, "per_page": 100, "items": 6831}], Pagination(69, 100, 6831), 69, True),
+        ([{"page": 2, "per_page": 25, "items": 50, "extra": "x"}], Pagination(2, 25, 50), 2, True),
+        ([{"page": "3", "per_page": "50", "items": "101"}], Pagination(3, 50, 101), 3, True),
+        ([{"page": 1, "per_page": 25, "items": 0}], Pagination(1, 25, 0), 0, True),
+    ],
+)
+def test_pagination_is_parsed_and_its_pages_computed(pagination, expected, pages, last) -> None:
+    parsed = parse_envelope(200, envelope(result=[], pagination=pagination)).pagination
+    assert parsed == expected
+    if expected is not None:
+        assert (parsed.pages, parsed.is_last) == (pages, last)
+
+
+@pytest.mark.parametrize(
+    ("pagination", "fragment"),
+    [
+        ({"page": 1, "per_page": 25, "items": 3}, "'pagination' is not [{page, per_page, items}]"),
+        ([{"page": 1, "per_page": 25, "items": 3}] * 2, "'pagination' is not [{page, per_page, items}]"),
+        (["page 1"], "'pagination' is not [{page, per_page, items}]"),
+        ([{"per_page": 25, "items": 3}], "pagination 'page' is not an integer of at least 1 (got null)"),
+        ([{"page": 0, "per_page": 25, "items": 3}], "pagination 'page' is not an integer of at least 1"),
+        ([{"page": 1, "per_page": 0, "items": 3}], "pagination 'per_page' is not an integer of at least 1"),
+        ([{"page": 1, "per_page": 25, "items": -1}], "pagination 'items' is not an integer of at least 0"),
+        ([{"page": 1, "per_page": 25, "items": 2.5}], "'items' is not an integer of at least 0 (got a number)"),
+        ([{"page": True, "per_page": 25, "items": 3}], "'page' is not an integer of at least 1 (got a boolean)"),
+    ],
+)
+def test_malformed_pagination_is_a_response_error(pagination: object, fragment: str) -> None:
+    with pytest.raises(SfiResponseError) as caught:
+        parse_envelope(200, envelope(result=[], pagination=pagination))
+    assert fragment in str(caught.value) and caught.value.http_status == 200
+
+
+def test_the_envelope_carries_items_pagination_and_rate_limit() -> None:
+    body = envelope(result=[{"id": "m1"}, {"id": "m2"}], pagination=[{"page": 1, "per_page": 2, "items": 3}])
+    parsed = parse_envelope(200, body, {"X-Rate-Limit-Limit": "1800", "X-Rate-Limit-Remaining": "17"})
+    assert parsed.result == [{"id": "m1"}, {"id": "m2"}]
+    assert parsed.pagination == Pagination(page=1, per_page=2, items=3) and parsed.pagination.pages == 2
+    assert (parsed.rate_limit.limit, parsed.rate_limit.remaining, parsed.rate_limit.reset_at) == (1800, 17, None)
 
 
 def test_huge_body_is_refused_by_the_hook(sfi_sandbox: SandboxServer) -> None:
