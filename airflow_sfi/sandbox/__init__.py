@@ -9,6 +9,7 @@ with SandboxServer(ttl=5) as api:
 
 The tokens' ``server`` is the sandbox's own WebSocket server (``api.ws_url``); ``api.play()`` plays
 :func:`default_matches` on it, ``api.emit(...)`` sends one event, ``api.inject_ws(...)`` breaks it.
+The REST data endpoints (:data:`DATA_ENDPOINTS`) serve the same matches, as far as they were played.
 
 :mod:`~airflow_sfi.sandbox.rest` holds the behaviour (:class:`Sandbox`), :mod:`~airflow_sfi.sandbox.server`
 the HTTP transport (:class:`SandboxServer`), :mod:`~airflow_sfi.sandbox.live` the WebSocket's rules
@@ -25,8 +26,10 @@ from airflow_sfi.sandbox.live import (
     default_matches,
 )
 from airflow_sfi.sandbox.rest import (
+    DATA_ENDPOINTS,
     DEFAULT_KEYS,
     FAULTS,
+    PER_PAGE,
     PLANS,
     RANDOM_FAULTS,
     RequestRecord,
@@ -38,8 +41,10 @@ from airflow_sfi.sandbox.server import SandboxServer
 from airflow_sfi.sandbox.watch import GapWatcher
 
 __all__ = [
+    "DATA_ENDPOINTS",
     "DEFAULT_KEYS",
     "FAULTS",
+    "PER_PAGE",
     "PLANS",
     "RANDOM_FAULTS",
     "EmittedEvent",

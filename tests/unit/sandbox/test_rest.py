@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import math
 import re
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 
-from airflow_sfi.sandbox import MatchScript, Sandbox, SandboxKey, TokenRecord, default_matches
+from airflow_sfi.sandbox import (
+    Feed,
+    MatchScript,
+    Sandbox,
+    SandboxKey,
+    SandboxServer,
+    ScriptedEvent,
+    TokenRecord,
+    default_matches,
+)
 from airflow_sfi.sandbox.live import LEAGUES, MATCHES
+from airflow_sfi.sandbox.rest import DATA_ENDPOINTS
 
 RAPID_HOST = "soccer-football-info.p.rapidapi.com"
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -395,6 +409,11 @@ def test_fault_rate_draws_seeded_faults_after_the_queued_ones() -> None:
         (lambda: Sandbox(fault_delay=-1), "fault_delay"),
         (lambda: Sandbox(fault_kinds=["explode"]), "fault_kinds"),
         (lambda: Sandbox(fault_kinds=[]), "fault_kinds"),
+        (lambda: Sandbox(extra_matches=-1), "extra_matches"),
+        (lambda: Sandbox(per_page=0), "per_page"),
+        (lambda: Sandbox(rapidapi_limit=-1), "rapidapi_limit"),
+        (lambda: Sandbox(match_day="2023-11-14"), "match_day"),
+        (lambda: Sandbox(match_day="20231131"), "match_day"),
     ],
 )
 def test_bad_options_are_refused(make, match: str) -> None:
@@ -551,3 +570,400 @@ def test_match_day_option_moves_the_matches(day: str | datetime.date) -> None:
     statuses = {m["id"]: (m["date"][:11], m["status"]) for m in matches}
     assert {statuses[i] for i in SCRIPTED} == {("2024-01-02 ", "ENDED")}
     assert {v for i, v in statuses.items() if i not in SCRIPTED} == {("2024-01-02 ", "NOT STARTED")}
+
+
+class FakeFeed:
+    """What the sandbox reads of a Feed: its playbacks (each: matches, minute, running)."""
+
+    def __init__(self, *playbacks: SimpleNamespace) -> None:
+        self._playbacks = list(playbacks)
+
+    def playbacks(self) -> list[SimpleNamespace]:
+        return self._playbacks
+
+
+def playing(minute: float | None, matches: tuple[MatchScript, ...] | None = None) -> SimpleNamespace:
+    return SimpleNamespace(matches=matches or default_matches(), minute=minute, running=True)
+
+
+def view(sandbox: Sandbox, match_id: str, endpoint: str = "matches/view/basic") -> dict[str, Any]:
+    (match,) = ok(sandbox, endpoint, i=match_id)["result"]
+    return match
+
+
+def goals_of(match: dict[str, Any]) -> list[dict[str, str]]:
+    return [e for e in match["events"] if e["type"] == "goal"]
+
+
+def test_a_running_playback_puts_its_matches_in_play_with_the_goals_so_far() -> None:
+    sandbox = Sandbox(clock=Clock())
+    playback = playing(71)
+    sandbox.attach(FakeFeed(playback))  # type: ignore[arg-type]
+    for match_id, script in SCRIPTED.items():
+        match = view(sandbox, match_id)
+        assert (match["status"], match["timer"]) == ("IN PLAY", "71:00")
+        assert goals_of(match) == ws_goals(script, 71)
+        assert all(int(e["timer"]) <= 71 for e in match["events"])
+    third = view(sandbox, MATCHES[2])
+    assert [third["teamA"]["score"]["f"], third["teamB"]["score"]["f"]] == [1, 1]  # 88' not yet
+    live = ok(sandbox, "live/basic", "sandbox-key-pro")
+    assert live["pagination"] == []
+    assert {m["id"] for m in live["result"]} == set(SCRIPTED)
+    assert all(m["in_play"] is True and "events" not in m for m in live["result"])
+    assert next(m for m in live["result"] if m["id"] == MATCHES[2])["teamB"]["score"]["f"] == 1
+
+    playback.minute = None  # started, nothing emitted yet
+    match = view(sandbox, MATCHES[0])
+    assert (match["status"], match["timer"], match["events"]) == ("NOT STARTED", "", [])
+    assert ok(sandbox, "live/basic")["result"] == []
+    playback.minute = 90  # match_end was emitted
+    assert (view(sandbox, MATCHES[0])["status"], ok(sandbox, "live/basic")["result"]) == ("ENDED", [])
+    playback.minute, playback.running = 30, False  # stopped: every goal
+    assert goals_of(view(sandbox, MATCHES[0])) == ws_goals(SCRIPTED[MATCHES[0]])
+
+
+def test_the_matches_a_feed_plays_are_served_as_it_plays_them() -> None:
+    sandbox = Sandbox(match_day=TODAY)
+    feed = Feed(sandbox)  # a feed attaches itself to its sandbox
+    match_id = "abcdef0123456789"
+    goal = ScriptedEvent(1, "MAIN", "goal", data={"minute": 1, "team": "away", "score": [0, 1]})
+    end = ScriptedEvent(90, "MAIN", "match_end")
+    script = MatchScript(match_id, LEAGUES[1], (ScriptedEvent(0, "MAIN", "match_start"), goal, end))
+    playback = feed.play([script], minute_seconds=0.03)
+    deadline = time.monotonic() + 2
+    while playback.minute != 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    match = view(sandbox, match_id)
+    assert (match["status"], goals_of(match)) == ("IN PLAY", [{"type": "goal", "timer": "1", "team": "B"}])
+    assert match["championship"]["id"] == LEAGUES[1]
+    assert [m["id"] for m in ok(sandbox, "live/basic")["result"]] == [match_id]
+    # Stopped, its match stays served, ended with every goal.
+    feed.stop_playing()
+    match = view(sandbox, match_id)
+    assert (match["status"], match["timer"], len(goals_of(match))) == ("ENDED", "90:00", 1)
+    assert match_id in {m["id"] for m in ok(sandbox, "matches/day/basic", d=TODAY)["result"]}
+
+
+def test_a_generated_match_follows_the_clock() -> None:
+    clock = Clock()
+    sandbox = Sandbox(match_day=TODAY, extra_matches=1, clock=clock)
+    (extra,) = [m for m in ok(sandbox, "matches/day/basic", d=TODAY)["result"] if m["id"] not in SCRIPTED]
+    kickoff = datetime.datetime.strptime(extra["date"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    seen = []
+    for minutes in (-1, 30, 50, 75, 105):
+        clock.now = kickoff.timestamp() + minutes * 60
+        match = view(sandbox, extra["id"])
+        live = [m["id"] for m in ok(sandbox, "live/basic")["result"]]
+        seen.append((match["status"], match["timer"], live == [extra["id"]]))
+        assert all(int(e["timer"]) <= minutes for e in match["events"])
+    assert seen == [
+        ("NOT STARTED", "", False),
+        ("IN PLAY", "30:00", True),
+        ("IN PLAY", "45:00", True),  # halftime
+        ("IN PLAY", "60:00", True),
+        ("ENDED", "90:00", False),
+    ]
+
+
+# Each data endpoint by the lowest plan that reaches it.
+BY_PLAN = {
+    "BASIC": [
+        *[f"{kind}/list" for kind in ("countries", "languages", "stadiums", "managers", "referees", "players")],
+        "teams/list",
+        "championships/list",
+        "token/status",
+    ],
+    "PRO": [
+        *[f"{kind}/view" for kind in ("stadiums", "managers", "referees", "players", "teams", "championships")],
+        "teams/history",
+        "teams/versus",
+        "matches/view/basic",
+        "matches/day/basic",
+        "matches/by/basic",
+        "live/basic",
+    ],
+    "ULTRA": [
+        "matches/view/full",
+        "matches/view/progressive",
+        "matches/day/full",
+        "matches/by/full",
+        "live/full",
+        "matches/odds",
+    ],
+}
+PLANS_IN_ORDER = ["BASIC", "PRO", "ULTRA", "MEGA"]
+
+
+def valid_params(sandbox: Sandbox, endpoint: str) -> dict[str, str]:
+    kind, _, action = endpoint.rpartition("/")
+    if action == "view" and kind != "matches/view":
+        return {"i": ok(sandbox, f"{kind}/list")["result"][-1]["id"]}
+    match = view(sandbox, MATCHES[0])
+    known: dict[str, dict[str, str]] = {
+        "teams/history": {"i": match["teamA"]["id"]},
+        "teams/versus": {"x": match["teamA"]["id"], "y": match["teamB"]["id"], "w": "1y"},
+        "matches/day": {"d": TODAY, "p": "1"},
+        "matches/by": {"c": LEAGUES[0]},
+    }
+    return known.get(endpoint, known.get(kind, {"i": MATCHES[0]} if kind.startswith("matches") else {}))
+
+
+def test_each_endpoint_answers_the_plans_it_is_documented_for() -> None:
+    sandbox = Sandbox(clock=Clock())
+    refused = {"status": 401, "errors": [{"code": 4, "message": "Token does not have permission"}]}
+    assert sorted(e for endpoints in BY_PLAN.values() for e in endpoints) == sorted(DATA_ENDPOINTS)
+    for lowest, endpoints in BY_PLAN.items():
+        for endpoint, plan in itertools.product(endpoints, PLANS_IN_ORDER):
+            params = valid_params(sandbox, endpoint)
+            status, body, headers = get(sandbox, endpoint, f"sandbox-key-{plan.lower()}", **params)
+            if PLANS_IN_ORDER.index(plan) >= PLANS_IN_ORDER.index(lowest):
+                assert (status, body["errors"]) == (200, []), (endpoint, plan, body)
+            else:
+                assert (status, {k: body[k] for k in refused}) == (401, refused), (endpoint, plan)
+            assert "X-Rate-Limit-Remaining" in headers
+
+
+def test_basic_variants_leave_out_the_odds_that_full_ones_carry() -> None:
+    sandbox = Sandbox(clock=Clock(), extra_matches=3)
+    script = SCRIPTED[MATCHES[0]]
+    last_odds = [e.data for e in script.events if e.channel == "ODDS" and e.data][-1]
+    basic, full = view(sandbox, MATCHES[0]), view(sandbox, MATCHES[0], "matches/view/full")
+    assert "odds" not in basic and {k: v for k, v in full.items() if k != "odds"} == basic
+    assert full["odds"]["live"]["1X2"] == {"1": last_odds["home"], "X": last_odds["draw"], "2": last_odds["away"]}
+    day = ok(sandbox, "matches/day/full", d=TODAY)["result"]
+    assert len(day) == 6 and all("odds" in m for m in day)
+    sandbox.attach(FakeFeed(playing(20)))  # type: ignore[arg-type]
+    assert all("odds" in m and "events" not in m for m in ok(sandbox, "live/full")["result"])
+    (odds,) = ok(sandbox, "matches/odds", i=MATCHES[0])["result"]
+    assert odds["id"] == MATCHES[0]
+    assert set(odds["live"]) == {"1X2", "asian_handicap", "goal_line", "corners", "first_half"}
+    ticks = ok(sandbox, "matches/view/progressive", i=MATCHES[0])["result"]
+    assert [t["timer"] for t in ticks[:3]] == ["00:00", "00:30", "01:00"] and ticks[-1]["timer"] == "20:00"
+    assert (ticks[-1]["teamA"]["goals"], ticks[-1]["teamB"]["goals"]) == (1, 0)  # the 12th minute's goal
+
+
+def test_matches_by_history_and_versus_filter_the_known_matches() -> None:
+    sandbox = Sandbox(clock=Clock(), extra_matches=40)
+    first = view(sandbox, MATCHES[0])
+    home, away = first["teamA"], first["teamB"]
+    league = every_page(sandbox, "matches/by/basic", c=LEAGUES[0])
+    assert {m["id"] for m in league} == {MATCHES[0], MATCHES[1]}
+    assert [m["id"] for m in ok(sandbox, "matches/by/basic", m=home["manager"]["id"])["result"]] == [MATCHES[0]]
+    assert [m["id"] for m in ok(sandbox, "matches/by/basic", s=first["stadium"]["id"])["result"]] == [MATCHES[0]]
+    assert ok(sandbox, "matches/by/basic", c=LEAGUES[1], m=home["manager"]["id"])["result"] == []  # ANDed
+    assert ok(sandbox, "matches/by/basic", c="0" * 16)["pagination"][0]["items"] == 0
+    assert [m["id"] for m in ok(sandbox, "teams/history", i=home["id"])["result"]] == [MATCHES[0]]
+    for x, y in ((home, away), (away, home)):
+        assert [m["id"] for m in ok(sandbox, "teams/versus", x=x["id"], y=y["id"])["result"]] == [MATCHES[0]]
+    lonely = ok(sandbox, "teams/list", p="5")["result"][-1]["id"]
+    assert ok(sandbox, "teams/versus", x=home["id"], y=lonely, w="6m")["result"] == []
+
+
+def test_championship_view_tables_the_ended_matches() -> None:
+    sandbox = Sandbox(clock=Clock())
+    (league,) = ok(sandbox, "championships/view", i=LEAGUES[0])["result"]
+    (season,) = league["seasons"]
+    (group,) = season["groups"]
+    points = [(row["position"], row["played"], row["points"], row["goals_for"]) for row in group["table"]]
+    assert season["name"] == "2023/2024"
+    assert points == [(1, 1, 3, 3), (2, 1, 1, 1), (3, 1, 1, 1), (4, 1, 0, 2)]  # 3-2 and 1-1
+    assert group["table"][0]["team"]["id"] == view(sandbox, MATCHES[0])["teamA"]["id"]
+    sandbox.attach(FakeFeed(playing(50)))  # type: ignore[arg-type]
+    (league,) = ok(sandbox, "championships/view", i=LEAGUES[0])["result"]
+    assert {row["played"] for row in league["seasons"][0]["groups"][0]["table"]} == {0}  # in play: not counted
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params", "status", "code", "message"),
+    [
+        ("matches/view/basic", {}, 400, 1, "Missing i param"),
+        ("matches/view/basic", {"i": ""}, 400, 7, "Wrong i param"),
+        ("matches/view/basic", {"i": "D2A1E6F4B3C50001"}, 400, 7, "Wrong i param"),
+        ("matches/view/basic", {"i": "d2a1e6f4b3c5000"}, 400, 7, "Wrong i param"),
+        ("matches/view/basic", {"i": "0" * 16}, 404, 6, "Not Found"),
+        ("matches/odds", {"i": "0" * 16}, 404, 6, "Not Found"),
+        ("teams/view", {"i": "0" * 16}, 404, 6, "Not Found"),
+        ("matches/day/basic", {}, 400, 1, "Missing d param"),
+        ("matches/day/basic", {"d": "2023-11-14"}, 400, 7, "Wrong d param"),
+        ("matches/day/basic", {"d": "20231131"}, 400, 7, "Wrong d param"),
+        ("matches/day/basic", {"d": ""}, 400, 7, "Wrong d param"),
+        ("matches/day/basic", {"d": TODAY, "p": "0"}, 400, 7, "Wrong p param"),
+        ("matches/day/basic", {"d": TODAY, "p": "two"}, 400, 7, "Wrong p param"),
+        ("teams/list", {"p": "-1"}, 400, 7, "Wrong p param"),
+        ("teams/list", {"c": "Italy"}, 400, 7, "Wrong c param"),
+        ("teams/list", {"l": "xx_XX"}, 400, 7, "Wrong l param"),
+        ("teams/list", {"f": "csv"}, 400, 7, "Wrong f param"),
+        ("matches/by/basic", {}, 400, 1, "Missing c param"),
+        ("matches/by/basic", {"c": LEAGUES[0], "m": "nope"}, 400, 7, "Wrong m param"),
+        ("teams/history", {}, 400, 1, "Missing i param"),
+        ("teams/history", {"i": "0" * 16, "w": "2y"}, 400, 7, "Wrong w param"),
+        ("teams/history", {"i": "0" * 16}, 404, 6, "Not Found"),
+        ("teams/versus", {"x": "0" * 16}, 400, 1, "Missing y param"),
+        ("teams/versus", {"x": "0" * 16, "y": "1" * 16}, 404, 6, "Not Found"),
+        ("matches/view/nope", {}, 404, 6, "Not Found"),
+        ("teams/lists", {}, 404, 6, "Not Found"),
+    ],
+)
+def test_wrong_requests_get_the_documented_errors(endpoint, params, status, code, message) -> None:
+    assert get(Sandbox(clock=Clock()), endpoint, **params)[:2] == (
+        status,
+        {"status": status, "errors": [{"code": code, "message": message}], "pagination": [], "result": []},
+    )
+
+
+def test_a_data_path_without_its_final_slash_is_unknown() -> None:
+    answer = Sandbox().answer("/v1/teams/list", {"t": ["sandbox-key-pro"]}, {})[0]
+    assert answer is not None and answer.status == 404
+
+
+def test_token_status_is_direct_only_and_reports_the_plan_and_usage() -> None:
+    clock = Clock()
+    sandbox = Sandbox(rate_limit=50, rate_window=60, clock=clock)
+    ok(sandbox, "teams/list", "sandbox-key-ultra")
+    (status,) = ok(sandbox, "token/status", "sandbox-key-ultra")["result"]
+    assert status == {
+        "plan": "ULTRA",
+        "expire_date": "2023-12-14 00:00:00",
+        "status": "active",
+        "usage": {"requests_p_hour": 50, "pagination_items": 50, "last_hour_requests": 2},
+    }
+    assert ok(sandbox, "token/status", "sandbox-key-basic")["result"][0]["usage"]["pagination_items"] == 25
+    assert rapid(sandbox, "sandbox-key-ultra", path="/token/status/")[:2] == (
+        404,
+        {"message": "Endpoint '/token/status/' does not exist"},
+    )
+
+
+def test_the_quota_counts_every_endpoint_of_a_key_and_resets_with_its_window() -> None:
+    clock = Clock()
+    sandbox = Sandbox(rate_limit=5, rate_window=60, retry_after=True, clock=clock)
+    answers = [
+        get(sandbox, "teams/list", "sandbox-key-pro"),
+        get(sandbox, "matches/day/basic", "sandbox-key-pro", d=TODAY),
+        get(sandbox, "matches/view/basic", "sandbox-key-pro", i="0" * 16),  # a 404 counts
+        get(sandbox, "matches/day/basic", "sandbox-key-pro", d="bad"),  # a 400 counts
+        get(sandbox, "matches/view/full", "sandbox-key-pro", i=MATCHES[0]),  # refused by plan: counts
+    ]
+    assert [(s, h["X-Rate-Limit-Remaining"]) for s, _, h in answers] == [
+        (200, "4"),
+        (200, "3"),
+        (404, "2"),
+        (400, "1"),
+        (401, "0"),
+    ]
+    assert ask(sandbox, "/v1/ws/new/").status == 429  # ws/ shares the key's quota
+    clock.now = T0 + 20
+    status, body, headers = get(sandbox, "teams/list", "sandbox-key-pro")
+    assert (status, body["errors"]) == (429, [{"code": 7, "message": "Too many requests"}])
+    assert (headers["Retry-After"], headers["X-Rate-Limit-Reset"], headers["X-Rate-Limit-Limit"]) == ("40", "40", "5")
+    assert get(sandbox, "teams/list", "sandbox-key-mega")[0] == 200  # another key, its own quota
+    clock.now = T0 + 60
+    status, _, headers = get(sandbox, "teams/list", "sandbox-key-pro")
+    assert (status, headers["X-Rate-Limit-Remaining"], headers["X-Rate-Limit-Reset"]) == (200, "4", "60")
+    # Without retry_after (the default: the vendor documents none), the 429 has no Retry-After.
+    quiet = Sandbox(rate_limit=0, clock=clock)
+    status, _, headers = get(quiet, "teams/list")
+    assert status == 429 and "Retry-After" not in headers
+
+
+def test_rapidapi_data_requests_carry_both_windows_headers() -> None:
+    clock = Clock()
+    sandbox = Sandbox(rate_limit=10, rapidapi_limit=2, clock=clock)
+
+    headers = {"x-rapidapi-key": "sandbox-key-pro", "x-rapidapi-host": RAPID_HOST}
+
+    def call() -> tuple[int, dict[str, Any], dict[str, str]]:
+        answer = sandbox.answer("/matches/day/basic/", {"d": [TODAY]}, headers)[0]
+        assert answer is not None
+        return answer.status, json.loads(answer.body), answer.headers
+
+    status, body, got = call()
+    assert status == 200 and body["pagination"] == [{"page": 1, "per_page": 25, "items": 3}]
+    assert {k: v for k, v in got.items() if k.startswith("x-ratelimit")} == {
+        "x-ratelimit-requests-limit": "10",
+        "x-ratelimit-requests-remaining": "9",
+        "x-ratelimit-requests-reset": "3600",
+        "x-ratelimit-limit": "2",
+        "x-ratelimit-remaining": "1",
+        "x-ratelimit-reset": "60",
+    }
+    assert rapid(sandbox, "sandbox-key-pro", path="/teams/list/")[0] == 200
+    status, body, headers = call()
+    assert (status, body) == (
+        429,
+        {"message": "You have exceeded the rate limit per minute for your plan by the API provider"},
+    )
+    # The proxy refused it: the API's quota did not count it.
+    assert (headers["x-ratelimit-remaining"], headers["x-ratelimit-requests-remaining"]) == ("0", "8")
+    clock.now = T0 + 60
+    assert rapid(sandbox, "sandbox-key-pro", path="/teams/list/")[0] == 200
+    # Plans apply as on the direct API.
+    status, body, _ = rapid(sandbox, "sandbox-key-basic", path="/live/basic/")
+    assert (status, body["errors"]) == (401, [{"code": 4, "message": "Token does not have permission"}])
+    # /v1 paths do not exist there.
+    assert rapid(sandbox, "sandbox-key-pro", path="/v1/teams/list/")[0] == 404
+
+
+@pytest.mark.parametrize(("kind", "status"), [("5xx", 500), ("html", 502), ("rate_limit", 429), ("throttle", 429)])
+def test_faults_hit_the_data_endpoints_too(kind: str, status: int) -> None:
+    sandbox = Sandbox(rate_limit=5, clock=Clock())
+    sandbox.inject(kind, delay=2)
+    answer = sandbox.answer("/v1/teams/list/", {"t": ["sandbox-key-pro"]}, {}, sandbox.next_fault())[0]
+    assert answer is not None and answer.status == status
+    assert get(sandbox, "teams/list", "sandbox-key-pro")[2]["X-Rate-Limit-Remaining"] == "4"  # the fault not counted
+
+
+def test_malformed_and_dropped_data_answers_and_the_log() -> None:
+    sandbox = Sandbox(clock=Clock())
+    sandbox.inject("malformed")
+    sandbox.inject("drop")
+    query = {"t": ["sandbox-key-pro"], "d": [TODAY]}
+    malformed = sandbox.handle("GET", "/v1/matches/day/basic/", query, {}, fault=sandbox.next_fault())
+    assert malformed is not None and malformed.status == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(malformed.body)
+    assert sandbox.handle("GET", "/v1/matches/day/basic/", query, {}, fault=sandbox.next_fault()) is None
+    sandbox.handle("GET", "/v1/matches/day/basic/", query, {})
+    assert [(r.endpoint, r.status, r.fault) for r in sandbox.calls("matches/day/basic")] == [
+        ("matches/day/basic", 200, "malformed"),
+        ("matches/day/basic", None, "drop"),
+        ("matches/day/basic", 200, None),
+    ]
+
+
+def test_data_endpoints_over_http_in_both_modes() -> None:
+    clock = Clock()
+    script = MatchScript.build("abcdef0123456789", LEAGUES[0], [(1, "home")], stats_every=None, odds_every=None)
+    with SandboxServer(clock=clock, match_day=TODAY, extra_matches=30) as api:
+        session = requests.Session()
+        teams = session.get(f"{api.url}/v1/teams/list/", params={"t": "sandbox-key-mega", "p": "5"}, timeout=5)
+        assert teams.status_code == 200 and teams.headers["X-Rate-Limit-Remaining"] == "999"
+        assert teams.json()["pagination"] == [{"page": 5, "per_page": 100, "items": 401}]
+        assert len(teams.json()["result"]) == 1
+        blank = session.get(f"{api.url}/v1/matches/view/basic/?i=&t=sandbox-key-pro", timeout=5)
+        assert (blank.status_code, blank.json()["errors"]) == (400, [{"code": 7, "message": "Wrong i param"}])
+        headers = {"X-RapidAPI-Key": "sandbox-key-pro", "X-RapidAPI-Host": RAPID_HOST}
+        day = session.get(f"{api.url}/matches/day/basic/", params={"d": TODAY, "p": "2"}, headers=headers, timeout=5)
+        # One quota per key, whichever the mode.
+        assert day.status_code == 200 and day.headers["x-ratelimit-requests-remaining"] == "998"
+        assert day.json()["pagination"] == [{"page": 2, "per_page": 25, "items": 33}] and len(day.json()["result"]) == 8
+        # The feed's playback, seen through REST.
+        playback = api.play([script], minute_seconds=0.05)
+        deadline = time.monotonic() + 2
+        while (playback.minute or 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        live = session.get(f"{api.url}/live/basic/", headers=headers, timeout=5).json()["result"]
+        in_play = [m for m in live if m["id"] == script.match_id]
+        assert len(in_play) == 1 and in_play[0]["teamA"]["score"]["f"] == 1
+        api.feed.stop_playing()
+        match = session.get(
+            f"{api.url}/matches/view/basic/", params={"i": script.match_id}, headers=headers, timeout=5
+        ).json()["result"][0]
+        assert (match["status"], goals_of(match)) == ("ENDED", [{"type": "goal", "timer": "1", "team": "A"}])
+        assert [c.endpoint for c in api.calls()] == [
+            "teams/list",
+            "matches/view/basic",
+            "matches/day/basic",
+            "live/basic",
+            "matches/view/basic",
+        ]
