@@ -44,16 +44,23 @@ class SandboxClock:
     The sandbox's clock, run ahead of real time instead of waiting: ``sleep_until`` jumps it to the moment.
 
     Pass the instance as the sandbox's ``clock`` and its ``sleep_until`` where the code under test waits.
+
+    :param pause: real seconds each ``sleep_until`` takes before the jump (0: none). A loop that sleeps
+        again at once after each wake-up, as the live feed's renewals do, then advances step by step
+        instead of spinning through the sandbox's future.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pause: float = 0.0) -> None:
         self.offset = 0.0
+        self.pause = pause
         self.slept_until: list[float] = []
 
     def __call__(self) -> float:
         return time.time() + self.offset
 
     async def sleep_until(self, moment: datetime.datetime) -> None:
+        if self.pause:
+            await asyncio.sleep(self.pause)
         self.slept_until.append(moment.timestamp())
         self.offset = max(self.offset, moment.timestamp() - time.time())
 
@@ -69,12 +76,21 @@ class FixedClock:
 
 
 async def drain_while(
-    api: Any, stream: AsyncIterator[T], during: Callable[[], Any], settle: float = 0.5, timeout: float = 5.0
+    api: Any,
+    stream: AsyncIterator[T],
+    during: Callable[[], Any],
+    settle: float = 0.5,
+    timeout: float = 5.0,
+    until: Callable[[list[T]], bool] | None = None,
 ) -> list[T]:
     """
     What ``stream`` yields while ``during`` runs in a thread, and ``settle`` seconds after; ``during``
     starts once the sandbox ``api`` holds a subscribed WebSocket connection opened by ``stream`` (or
     ``stream`` has ended): a connection of an earlier stream may not be recorded as closed yet.
+
+    :param until: when given, the reading goes on after ``during`` until ``until(items so far)`` holds
+        (within ``timeout``; the items are returned either way, for the caller's assertions to name what
+        is missing), and only then for ``settle`` seconds more, to catch anything arriving late.
     """
     got: list[T] = []
     earlier = len(api.ws_connections())
@@ -94,10 +110,22 @@ async def drain_while(
         if task.done():
             task.result()
         await asyncio.to_thread(during)
+        if until is not None:
+            deadline = time.monotonic() + timeout
+            while not task.done() and not until(got) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
         await asyncio.sleep(settle)
     finally:
         await cancel_and_wait(task)
     return got
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> None:
+    """Poll ``condition`` (from a thread, e.g. a ``during``) until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not come within {timeout:g} s"
+        time.sleep(0.005)
 
 
 async def cancel_and_wait(task: asyncio.Future[Any], timeout: float = 10.0) -> None:

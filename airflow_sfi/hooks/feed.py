@@ -31,7 +31,7 @@ from airflow_sfi.protocol.messages import (
     parse_frame,
 )
 from airflow_sfi.protocol.token import WsToken
-from airflow_sfi.refresh import refresh_token
+from airflow_sfi.refresh import SleepUntil, refresh_token, sleep_until
 
 # Close codes that mean "this token is done" (the vendor documents none: 4001 is the sandbox's, the
 # others are what servers commonly use). Any close also counts as one when the token has expired.
@@ -95,8 +95,9 @@ class SfiFeedHook(BaseHook):
         self.renew_margin = renew_margin
         self.open_timeout = open_timeout
         self.api = SfiHook(sfi_conn_id)
-        # How reconnects wait; replaceable in tests.
+        # How reconnects wait, and how renewals wait for their moment; replaceable in tests.
         self.reconnect_sleep: Any = asyncio.sleep
+        self.refresh_sleep: SleepUntil = sleep_until
 
     async def events(
         self, subscriptions: Sequence[Subscription], dedupe: Deduplicator | None = None
@@ -249,7 +250,9 @@ class _Session:
     def _renewal(self, token: WsToken) -> asyncio.Task[WsToken]:
         lifetime = max(token.seconds_left(), 0.0)
         margin = min(self.hook.renew_margin, datetime.timedelta(seconds=lifetime / 2))
-        return asyncio.create_task(refresh_token(self.hook.api, token.expires_at, margin, "refresh", self.log))
+        return asyncio.create_task(
+            refresh_token(self.hook.api, token.expires_at, margin, "refresh", self.log, sleep=self.hook.refresh_sleep)
+        )
 
     async def _renewed(self, link: _Link, renewal: asyncio.Task[WsToken]) -> tuple[_Link, asyncio.Task[WsToken]]:
         """Take the renewed token; a different token string gets a new connection before the old one closes."""

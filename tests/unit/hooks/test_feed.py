@@ -1,10 +1,17 @@
-"""SfiFeedHook against the sandbox's WebSocket server on loopback: real sockets, real tokens."""
+"""
+SfiFeedHook against the sandbox's WebSocket server on loopback: real sockets, real tokens.
+
+Tokens live 2 s on the sandbox's clock, which jumps to each renewal's moment (``SandboxClock``)
+instead of the test waiting for it; each test waits for what it needs to see, not for a fixed time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,33 +20,49 @@ from typing import Any
 import pytest
 
 from airflow_sfi.exceptions import SfiAuthError, SfiSubscriptionError
+from airflow_sfi.hooks import feed as feed_module
 from airflow_sfi.hooks.feed import SfiFeedHook
 from airflow_sfi.protocol.messages import FeedEvent, Subscription, parse_frame
 from airflow_sfi.sandbox import SandboxServer
-from tests.helpers import drain_while, use_connection
+from tests.helpers import SandboxClock, drain_while, use_connection, wait_for
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
 OTHER_LEAGUE = "1111111111111111"
+# Real seconds each renewal's wait takes before the sandbox's clock jumps to its moment.
+PAUSE = 0.03
+# How long after the last expected event the tests keep reading, for anything arriving late.
+SETTLE = 0.1
+
+
+@pytest.fixture
+def clock(sfi_sandbox: SandboxServer) -> SandboxClock:
+    """The sandbox's clock from now on, jumping to each renewal's moment instead of waiting for it."""
+    clock = SandboxClock(pause=PAUSE)
+    sfi_sandbox.sandbox.clock = clock
+    return clock
 
 
 def ticking(
-    api: SandboxServer, seconds: float, every: float = 0.05, then: Callable[[], Any] | None = None
+    api: SandboxServer, until: Callable[[], object], every: float = 0.02, then: Callable[[], Any] | None = None
 ) -> Callable[[], None]:
-    """A ``during`` for :func:`run_feed`: goals every ``every`` seconds while ``then`` runs, then ``seconds`` more."""
+    """
+    A ``during`` for :func:`run_feed`: goals every ``every`` seconds while ``then`` runs, until ``until()``
+    holds, and for a few more goals after.
+    """
 
     def during() -> None:
-        with Ticker(api, every):
+        with Ticker(api, every) as ticker:
             if then is not None:
                 then()
-            time.sleep(seconds)
+            wait_for(until, timeout=10)
+            reached = ticker.count
+            wait_for(lambda: ticker.count >= reached + 3)
 
     return during
 
 
 def key_of(message: Any) -> str:
-    import json
-
     parsed = parse_frame(json.dumps(message))
     assert isinstance(parsed, FeedEvent)
     return parsed.key
@@ -51,6 +74,11 @@ def sent_keys(api: SandboxServer, channel: str = "MAIN", league: str | None = LE
         for e in api.emitted()
         if e.message["channel"] == channel and (league is None or e.message["leagueId"] == league)
     ]
+
+
+def all_sent(api: SandboxServer, **selection: Any) -> Callable[[list[FeedEvent]], bool]:
+    """An ``until`` for :func:`run_feed`: as many events arrived as were sent (which ones, the test asserts)."""
+    return lambda got: len(got) >= len(sent_keys(api, **selection))
 
 
 class Ticker:
@@ -77,15 +105,34 @@ class Ticker:
 
 
 async def run_feed(
-    hook: SfiFeedHook, subscriptions: Sequence[Subscription], during: Callable[[], Any]
+    hook: SfiFeedHook,
+    subscriptions: Sequence[Subscription],
+    during: Callable[[], Any],
+    until: Callable[[list[FeedEvent]], bool] | None = None,
 ) -> list[FeedEvent]:
-    return await drain_while(hook.sandbox, hook.events(subscriptions), during)  # type: ignore[attr-defined]
+    """What the feed yields while ``during`` runs, then until ``until(events so far)``, then :data:`SETTLE` s."""
+    return await drain_while(hook.sandbox, hook.events(subscriptions), during, settle=SETTLE, until=until)  # type: ignore[attr-defined]
 
 
-def feed(api: SandboxServer, **options: Any) -> SfiFeedHook:
+def feed(
+    api: SandboxServer, clock: SandboxClock | None = None, while_: Callable[[], bool] | None = None, **options: Any
+) -> SfiFeedHook:
+    """A feed hook on ``api``; with ``clock``, its renewals jump the clock, and only ``while_()`` holds."""
     hook = SfiFeedHook(**options)
     hook.sandbox = api  # type: ignore[attr-defined]
+    if clock is not None:
+        hook.refresh_sleep = Gate(clock.sleep_until, while_ or (lambda: True))
     return hook
+
+
+def subscribed(api: SandboxServer, after: int = 0) -> bool:
+    """Whether a connection opened after the first ``after`` attempts is open and subscribed."""
+    return any(c.closed_at is None and c.subscriptions for c in api.ws_connections()[after:])
+
+
+def on_connection(api: SandboxServer, n: int) -> Callable[[], bool]:
+    """A condition: the ``n``-th connection attempt (from 1) was made, and the latest one is subscribed."""
+    return lambda: len(api.ws_connections()) >= n and subscribed(api, n - 1)
 
 
 def test_each_event_of_the_subscribed_scope_arrives_once_in_order(sfi_sandbox: SandboxServer) -> None:
@@ -95,7 +142,10 @@ def test_each_event_of_the_subscribed_scope_arrives_once_in_order(sfi_sandbox: S
     league = default_matches()[0].league_id
     got = asyncio.run(
         run_feed(
-            hook, [Subscription("MAIN", "league", league)], lambda: sfi_sandbox.play(minute_seconds=0.005).wait(10)
+            hook,
+            [Subscription("MAIN", "league", league)],
+            lambda: sfi_sandbox.play(minute_seconds=0.001).wait(10),
+            until=all_sent(sfi_sandbox, league=league),
         )
     )
     expected = sent_keys(sfi_sandbox, league=league)
@@ -107,25 +157,37 @@ def test_each_event_of_the_subscribed_scope_arrives_once_in_order(sfi_sandbox: S
 
 
 @pytest.mark.sfi_sandbox(ttl=2)
-def test_a_renewed_token_keeps_its_socket_open(sfi_sandbox: SandboxServer) -> None:
-    hook = feed(sfi_sandbox, renew_margin=datetime.timedelta(seconds=1))
-    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], ticking(sfi_sandbox, 3.5)))
-    assert len(got) >= 40
+def test_a_renewed_token_keeps_its_socket_open(sfi_sandbox: SandboxServer, clock: SandboxClock) -> None:
+    def renewals() -> list[Any]:
+        return sfi_sandbox.calls("ws/renew")
+
+    def allowed() -> bool:  # three renewals, once goals flow
+        return bool(sfi_sandbox.emitted()) and len(renewals()) < 3
+
+    hook = feed(sfi_sandbox, clock, allowed, renew_margin=datetime.timedelta(seconds=1))
+    during = ticking(sfi_sandbox, lambda: len(renewals()) == 3)
+    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
     assert [e.key for e in got] == sent_keys(sfi_sandbox)
-    assert len(sfi_sandbox.calls("ws/renew")) >= 2
-    assert {c.status for c in sfi_sandbox.calls("ws/renew")} == {200}
-    assert len(sfi_sandbox.tokens()) == 1
+    assert len(renewals()) == 3
+    assert {c.status for c in renewals()} == {200}
+    (token,) = sfi_sandbox.tokens()
+    # The sandbox's clock went past the token's first expiry, where the server would have closed the socket
+    # (4001) had it not been renewed; events flowed before the first renewal and after the last.
+    assert clock() > math.ceil(token.issued_at + 2)
+    emitted = sfi_sandbox.emitted()
+    assert emitted[0].at < renewals()[0].at and emitted[-1].at > renewals()[-1].at
     assert len(sfi_sandbox.ws_connections()) == 1
 
 
 @pytest.mark.sfi_sandbox(ttl=2, renew="absent", replay=10)
 def test_without_renew_it_reconnects_with_a_new_token_and_a_replay_fills_the_gap(
-    sfi_sandbox: SandboxServer,
+    sfi_sandbox: SandboxServer, clock: SandboxClock
 ) -> None:
-    hook = feed(sfi_sandbox, renew_margin=datetime.timedelta(seconds=1))
-    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], ticking(sfi_sandbox, 4.5)))
+    hook = feed(sfi_sandbox, clock, lambda: len(sfi_sandbox.tokens()) < 3, renew_margin=datetime.timedelta(seconds=1))
+    during = ticking(sfi_sandbox, on_connection(sfi_sandbox, 3), every=0.05)
+    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
     connections = sfi_sandbox.ws_connections()
-    assert len(sfi_sandbox.tokens()) >= 2
+    assert len(sfi_sandbox.tokens()) == 3
     assert len(connections) == len(sfi_sandbox.tokens())  # one connection per token
     # Each old socket ended by its token's expiry (4001), or by the feed once the next token's was up (1000).
     assert {c.close_code for c in connections[:-1]} <= {1000, 4001}
@@ -133,12 +195,19 @@ def test_without_renew_it_reconnects_with_a_new_token_and_a_replay_fills_the_gap
 
 
 @pytest.mark.sfi_sandbox(ttl=2, renew="absent")
-def test_without_renew_or_replay_only_the_reconnect_window_is_missed(sfi_sandbox: SandboxServer) -> None:
-    hook = feed(sfi_sandbox, renew_margin=datetime.timedelta(seconds=1))
-    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], ticking(sfi_sandbox, 4.5, every=0.02)))
+def test_without_renew_or_replay_only_the_reconnect_window_is_missed(
+    sfi_sandbox: SandboxServer, clock: SandboxClock
+) -> None:
+    hook = feed(sfi_sandbox, clock, lambda: len(sfi_sandbox.tokens()) < 3, renew_margin=datetime.timedelta(seconds=1))
+
+    def every_delivered(got: list[FeedEvent]) -> bool:
+        return len(got) >= sum(e.recipients > 0 for e in sfi_sandbox.emitted())
+
+    during = ticking(sfi_sandbox, on_connection(sfi_sandbox, 3), every=0.01)
+    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, every_delivered))
     keys = [e.key for e in got]
     assert len(keys) == len(set(keys))
-    assert len(sfi_sandbox.tokens()) >= 2
+    assert len(sfi_sandbox.tokens()) == 3
     # Whatever was missed was sent while no connection was subscribed.
     missed = [e for e in sfi_sandbox.emitted() if key_of(e.message) not in set(keys)]
     assert [e.recipients for e in missed] == [0] * len(missed)
@@ -156,11 +225,15 @@ def test_a_dropped_or_closed_connection_is_replaced_at_once(sfi_sandbox: Sandbox
     hook.reconnect_sleep = no_sleep
 
     def faults() -> None:
-        for _ in range(3):
-            time.sleep(0.3)
+        for n in range(3):
+            # Each fault once the connection before it was replaced and a few goals went out on the new one.
+            wait_for(on_connection(sfi_sandbox, n + 1))
+            emitted = len(sfi_sandbox.emitted())
+            wait_for(lambda emitted=emitted: len(sfi_sandbox.emitted()) >= emitted + 2)
             assert sfi_sandbox.inject_ws(kind) == 1
 
-    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], ticking(sfi_sandbox, 0, then=faults)))
+    during = ticking(sfi_sandbox, on_connection(sfi_sandbox, 4), then=faults)
+    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
     assert sorted(e.key for e in got) == sorted(sent_keys(sfi_sandbox))
     assert len(sfi_sandbox.ws_connections()) == 4
     assert slept == []  # the first reconnect after a drop does not wait
@@ -177,7 +250,8 @@ def test_malformed_frames_are_skipped_and_logged_without_their_content(
         assert sfi_sandbox.inject_ws("garbage") == 1
         sfi_sandbox.emit("MAIN", "goal", match_id=MATCH, league_id=LEAGUE, data={"n": 2})
 
-    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], garbage_between_goals))
+    # The garbage is sent between the goals: once the second goal is in, every frame of it was read.
+    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], garbage_between_goals, lambda got: len(got) >= 2))
     assert [e.data["n"] for e in got] == [1, 2]
     lines = capfd.readouterr().out.splitlines()
     skipped = [line for line in lines if "malformed frame" in line]
@@ -189,34 +263,74 @@ def test_malformed_frames_are_skipped_and_logged_without_their_content(
     assert len(sfi_sandbox.ws_connections()) == 1
 
 
+@pytest.fixture
+def link_closes(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When the feed closes each of its connections, on the sandbox's (real) clock, in order."""
+    closes: list[float] = []
+    original = feed_module._Link.close
+
+    async def close(link: Any) -> None:
+        closes.append(time.time())
+        await original(link)
+
+    monkeypatch.setattr(feed_module._Link, "close", close)
+    return closes
+
+
+def stall(api: SandboxServer) -> Callable[[], None]:
+    """
+    A ``then`` for :func:`ticking`: once goals flow, stall the connection for longer than any test lasts:
+    the feed must notice by itself (the sandbox does not notice the client leave a stalled socket either).
+    """
+
+    def then() -> None:
+        wait_for(lambda: len(api.emitted()) >= 3)
+        assert api.inject_ws("stall", delay=30) == 1
+
+    return then
+
+
 @pytest.mark.sfi_sandbox(replay=20)
-def test_a_stalled_connection_is_replaced_before_it_is_closed(sfi_sandbox: SandboxServer) -> None:
-    hook = feed(sfi_sandbox, ping_interval=0.2, pong_timeout=0.2)
-
-    def stall() -> None:
-        time.sleep(0.3)
-        assert sfi_sandbox.inject_ws("stall", delay=1) == 1
-        time.sleep(2)
-
-    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], ticking(sfi_sandbox, 0, then=stall)))
-    first, second = sfi_sandbox.ws_connections()[:2]
+def test_a_stalled_connection_is_replaced_before_it_is_closed(
+    sfi_sandbox: SandboxServer, link_closes: list[float]
+) -> None:
+    hook = feed(sfi_sandbox, ping_interval=0.05, pong_timeout=0.1)
+    during = ticking(sfi_sandbox, lambda: subscribed(sfi_sandbox, 1) and bool(link_closes), 0.05, stall(sfi_sandbox))
+    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
+    second = sfi_sandbox.ws_connections()[1]
     assert second.refused is None
-    assert first.closed_at is not None and second.opened_at < first.closed_at  # make before break
+    assert second.opened_at < link_closes[0]  # make before break: the second was open before the first was closed
     assert sorted(e.key for e in got) == sorted(sent_keys(sfi_sandbox))
 
 
 @pytest.mark.sfi_sandbox(max_connections=1, replay=100)
-def test_with_one_connection_allowed_a_stall_is_closed_before_reconnecting(sfi_sandbox: SandboxServer) -> None:
-    hook = feed(sfi_sandbox, ping_interval=0.2, pong_timeout=0.2)
+def test_with_one_connection_allowed_a_stall_is_closed_before_reconnecting(
+    sfi_sandbox: SandboxServer, link_closes: list[float]
+) -> None:
+    hook = feed(sfi_sandbox, ping_interval=0.05, pong_timeout=0.1)
 
-    def stall() -> None:
-        time.sleep(0.3)
-        sfi_sandbox.inject_ws("stall", delay=1)
-        time.sleep(2.5)
+    async def short_sleep(seconds: float) -> None:
+        await asyncio.sleep(0.01)
 
-    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], ticking(sfi_sandbox, 0, then=stall)))
-    connections = [c for c in sfi_sandbox.ws_connections() if c.refused is None]
-    first, second = connections[:2]
+    # Refused (429) while the server still counts the stalled socket: tried again soon, not after a backoff.
+    hook.reconnect_sleep = short_sleep
+
+    def then() -> None:
+        stall(sfi_sandbox)()
+        wait_for(lambda: bool(link_closes))
+        # The feed closed the stalled socket: the server, which reads nothing from it, learns it is gone.
+        assert sfi_sandbox.inject_ws("drop") == 1
+
+    def replaced() -> bool:
+        admitted = [c for c in sfi_sandbox.ws_connections() if c.refused is None]
+        return len(admitted) >= 2 and admitted[-1].closed_at is None and bool(admitted[-1].subscriptions)
+
+    during = ticking(sfi_sandbox, replaced, every=0.05, then=then)
+    got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
+    first, *later = sfi_sandbox.ws_connections()
+    # Closed before reconnecting: every later handshake came after the feed closed the stalled one.
+    assert later and all(c.opened_at > link_closes[0] for c in later)
+    second = next(c for c in later if c.refused is None)
     assert first.closed_at is not None and second.opened_at >= first.closed_at
     assert sorted(e.key for e in got) == sorted(sent_keys(sfi_sandbox))
 
@@ -235,7 +349,10 @@ def test_refused_handshakes_back_off_one_attempt_per_step(sfi_sandbox: SandboxSe
     sfi_sandbox.refuse_ws(503)
     got = asyncio.run(
         run_feed(
-            hook, [Subscription("MAIN")], lambda: sfi_sandbox.emit("MAIN", "goal", match_id=MATCH, league_id=LEAGUE)
+            hook,
+            [Subscription("MAIN")],
+            lambda: sfi_sandbox.emit("MAIN", "goal", match_id=MATCH, league_id=LEAGUE),
+            all_sent(sfi_sandbox),
         )
     )
     attempts = sfi_sandbox.ws_connections()
@@ -294,15 +411,26 @@ def test_a_bad_key_fails_without_touching_the_websocket(
 
 @pytest.mark.sfi_sandbox(ttl=2, renew="absent")
 def test_no_secret_reaches_any_log_record(
-    sfi_sandbox: SandboxServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    sfi_sandbox: SandboxServer,
+    clock: SandboxClock,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    hook = feed(sfi_sandbox, renew_margin=datetime.timedelta(seconds=1))
+    faulted = threading.Event()
+    # The renewals wait for the faults, then replace the token once.
+    hook = feed(
+        sfi_sandbox,
+        clock,
+        lambda: faulted.is_set() and len(sfi_sandbox.tokens()) < 2,
+        renew_margin=datetime.timedelta(seconds=1),
+    )
 
     def faults() -> None:
-        time.sleep(0.2)
         sfi_sandbox.inject_ws("garbage")
         sfi_sandbox.inject_ws("drop")
-        time.sleep(2.5)  # a token expires and is replaced
+        faulted.set()
+        # A token expires and is replaced, on a subscribed connection.
+        wait_for(lambda: len(sfi_sandbox.tokens()) >= 2 and subscribed(sfi_sandbox, 1))
 
     with caplog.at_level(logging.DEBUG):
         asyncio.run(run_feed(hook, [Subscription("MAIN")], faults))
@@ -314,3 +442,19 @@ def test_no_secret_reaches_any_log_record(
     assert ("switching to a connection" in text or "The server ended the token" in text) and "malformed frame" in text
     for secret in ["sandbox-key-pro", *sfi_sandbox.issued_tokens]:
         assert secret not in text
+
+
+class Gate:
+    """
+    A ``sleep_until`` that sleeps as ``sleep_until`` does while ``opened()`` holds, and otherwise waits
+    until it does: a test lets the feed's renewals through as far as it means to, then holds them.
+    """
+
+    def __init__(self, sleep_until: Callable[[datetime.datetime], Any], opened: Callable[[], bool]) -> None:
+        self.sleep_until = sleep_until
+        self.opened = opened
+
+    async def __call__(self, moment: datetime.datetime) -> None:
+        while not self.opened():
+            await asyncio.sleep(0.01)
+        await self.sleep_until(moment)
