@@ -178,7 +178,7 @@ class Sandbox:
     :param max_connections: overrides the plan's ``max_connections`` for every key when set.
     :param max_subscribe: overrides the plan's ``max_subscribe_per_connection`` for every key when set.
     :param clock: seconds since the epoch; injectable for tests. Every time the sandbox keeps
-        (request log, token history, rate windows) comes from it.
+        (request log, token history, rate windows, the match day, generated matches' progress) comes from it.
     :param fault_rate: the share of requests, 0 to 1, that fail in a way drawn from ``fault_kinds``
         (after any faults queued by :meth:`inject`); 0 by default.
     :param fault_seed: seeds the draws, so that a run's faults can be replayed.
@@ -654,10 +654,10 @@ class Sandbox:
                 return [{**item, "players": [_player(p) for p in reference.players[ident]]}], []
             if kind == "championships":
                 matches, playing = self._matches(now)
-                ended = [
+                played = [
                     (m, _state(m, self._reached(m, now, playing))) for m in matches if m.championship["id"] == ident
                 ]
-                return [{**item, "seasons": [_season(self.day_at(now), ended)]}], []
+                return [{**item, "seasons": [_season(self.day_at(now), played)]}], []
             return [item], []
         full = action == "full"
         if kind == "matches/view" or endpoint == "matches/odds":
@@ -943,6 +943,7 @@ def _player(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: item[key] for key in ("id", "name", "position", "number")}
 
 
+@functools.cache  # the scripts are frozen: one copy serves every sandbox
 def _default_scripts() -> tuple[MatchScript, ...]:
     from airflow_sfi.sandbox.live import default_matches  # here: live imports this module
 
