@@ -10,6 +10,7 @@ __version__ = "0.3.0"
 # Public names load on first use, so `import airflow_sfi` stays cheap at DAG-parse time.
 _LAZY = {
     "SfiHook": "airflow_sfi.hooks.sfi",
+    "SfiAsyncHook": "airflow_sfi.hooks.sfi",
     "SfiFeedHook": "airflow_sfi.hooks.feed",
     "SfiWsTokenOperator": "airflow_sfi.operators.ws_token",
     "SfiWsTokenExpirySensor": "airflow_sfi.sensors.ws_token",
@@ -21,6 +22,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "SfiAsyncHook",
     "SfiFeedHook",
     "SfiHook",
     "SfiMatchEventSensor",
@@ -35,7 +37,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from airflow_sfi.hooks.feed import SfiFeedHook
-    from airflow_sfi.hooks.sfi import SfiHook
+    from airflow_sfi.hooks.sfi import SfiAsyncHook, SfiHook
     from airflow_sfi.operators.ws_token import SfiWsTokenOperator
     from airflow_sfi.protocol.messages import Subscription, match_events
     from airflow_sfi.protocol.token import WsToken
