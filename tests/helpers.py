@@ -84,7 +84,7 @@ async def drain_while(
     until: Callable[[list[T]], bool] | None = None,
 ) -> list[T]:
     """
-    What ``stream`` yields while ``during`` runs in a thread, and ``settle`` seconds after; ``during``
+    What ``stream`` yields while ``during`` runs in a thread, and ``settle`` seconds after (unless it ends); ``during``
     starts once the sandbox ``api`` holds a subscribed WebSocket connection opened by ``stream`` (or
     ``stream`` has ended): a connection of an earlier stream may not be recorded as closed yet.
 
@@ -114,7 +114,7 @@ async def drain_while(
             deadline = time.monotonic() + timeout
             while not task.done() and not until(got) and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-        await asyncio.sleep(settle)
+        await asyncio.wait({task}, timeout=settle)  # a stream that ended has nothing more to yield
     finally:
         await cancel_and_wait(task)
     return got

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from airflow_sfi import refresh as refresh_module
 from airflow_sfi.exceptions import SfiAuthError, SfiError
 from airflow_sfi.hooks.sfi import SfiHook
 from airflow_sfi.refresh import refresh_token
@@ -128,19 +129,21 @@ def test_new_waits_out_the_token_and_makes_one_call(clock: SandboxClock, monkeyp
 
 
 def test_a_lagging_api_is_asked_again_until_the_new_token_comes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(refresh_module, "NEW_TOKEN_PAUSE_SECONDS", 0.01)
     clock = SandboxClock()
     api = sandbox(clock, monkeypatch)
-    original = clock.sleep_until
 
-    async def arrive_early(moment: datetime.datetime) -> None:
-        await original(moment)
-        clock.offset -= 0.4  # the API's clock is 0.4 s behind ours
+    def lagging() -> float:
+        # The API's clock is 0.4 s behind ours when it is asked at the old token's expiry (its second
+        # request), and has caught up by the next one: the held token once more, then a new one.
+        return clock() - (0.4 if len(api.sandbox.requests) == 1 else 0.0)
 
-    clock.sleep_until = arrive_early  # type: ignore[method-assign]
+    api.sandbox.clock = lagging
     try:
         held, token = refresh(api, clock, "new")
         assert token.token != held.token
-        assert [c.status for c in api.calls()] == [200, 200, 200]  # the held token once more, then the new one
+        assert [c.status for c in api.calls()] == [200, 200, 200]
+        assert api.issued_tokens == [held.token, token.token]
     finally:
         api.stop()
 

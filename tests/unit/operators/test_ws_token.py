@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import threading
 import time
+import types
 
 import pendulum
 import pytest
@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
 from airflow_sfi.exceptions import SfiChannelError, SfiConfigError, SfiError, SfiRateLimitError
+from airflow_sfi.operators import ws_token as ws_token_module
 from airflow_sfi.operators.ws_token import SfiWsTokenOperator
 from airflow_sfi.protocol.token import WsToken
 from airflow_sfi.sandbox import SandboxServer
@@ -117,14 +118,25 @@ def test_min_validity_defers_until_the_old_token_expires(monkeypatch: pytest.Mon
 
 def test_min_validity_without_deferral_sleeps_once_then_asks_again(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Offset(-28)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.seconds = seconds  # the sleep is over: the API's clock is that much later
+
+    # The worker's one sleep, as the operator's module sees time.sleep.
+    monkeypatch.setattr(ws_token_module, "time", types.SimpleNamespace(sleep=sleep))
     with SandboxServer(ttl=30, clock=clock) as api:
         monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", api.connection())
         op = SfiWsTokenOperator(task_id="refresh", min_validity=datetime.timedelta(seconds=10), deferrable=False)
-        threading.Timer(0.5, lambda: setattr(clock, "seconds", 10)).start()  # the old token's end passes
-        started = time.monotonic()
         result = run(op)
-        assert 1 < time.monotonic() - started < 6
-        assert result["is_new"] is True and WsToken.from_dict(result).seconds_left() > 25
+        # One sleep, until 1 s after the old token (about 2 s left, whole seconds) expired: not a second early.
+        (seconds,) = slept
+        assert 2 < seconds <= 4
+        (old, new) = api.tokens()
+        assert api.sandbox.clock() >= old.expires_at + 1
+        assert result["token"] == new.token and result["is_new"] is True
+        assert WsToken.from_dict(result).seconds_left() > 25
         assert len(api.calls("ws/new")) == 2
 
 
@@ -200,10 +212,11 @@ def test_refresh_defers_to_a_trigger_that_holds_no_secret(sfi_sandbox: SandboxSe
 @pytest.mark.sfi_sandbox(ttl=600)
 def test_refresh_in_the_worker_renews_the_held_token(sfi_sandbox: SandboxServer) -> None:
     held = run(SfiWsTokenOperator(task_id="get_token"))
+    sfi_sandbox.sandbox.clock = Offset(1)  # the API's clock a second on by the renewal: it extends the token
     op = SfiWsTokenOperator(
         task_id="refresh_token",
         expires_at=held["expires_at"],
-        renew_margin=datetime.timedelta(seconds=600),  # due already
+        renew_margin=datetime.timedelta(seconds=601),  # past already
         deferrable=False,
     )
     refreshed = run(op)

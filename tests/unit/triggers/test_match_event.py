@@ -21,6 +21,8 @@ from tests.helpers import cancel_and_wait, drain_while, rebuilt
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
 OTHER = "1111111111111111"
+# How long after the last expected payload a test keeps reading, for anything arriving late.
+SETTLE = 0.15
 
 
 class Store:
@@ -46,9 +48,31 @@ def goal_watcher(store: Any) -> Any:
     return trigger
 
 
-async def fire(api: SandboxServer, trigger: Any, during: Callable[[], Any]) -> list[dict[str, Any]]:
-    """Run the trigger while ``during`` runs in a thread (once it is connected); the payloads it yielded."""
-    return [event.payload for event in await drain_while(api, trigger.run(), during, settle=0.4)]
+async def fire(
+    api: SandboxServer, trigger: Any, during: Callable[[], Any], until: Callable[[list[Any]], bool] | None = None
+) -> list[dict[str, Any]]:
+    """
+    Run the trigger while ``during`` runs in a thread (once it is connected), then until ``until(payloads so
+    far)`` holds, then :data:`SETTLE` s more; the payloads it yielded.
+    """
+    events = await drain_while(
+        api, trigger.run(), during, settle=SETTLE, until=None if until is None else lambda got: until(payloads(got))
+    )
+    return payloads(events)
+
+
+def payloads(events: list[Any]) -> list[dict[str, Any]]:
+    return [event.payload for event in events]
+
+
+def fired(n: int) -> Callable[[list[Any]], bool]:
+    """An ``until`` for :func:`fire`: ``n`` payloads are in."""
+    return lambda got: len(got) >= n
+
+
+def vouched(store: Store, n: int) -> Callable[[list[Any]], bool]:
+    """An ``until`` for :func:`fire`: ``n`` payloads are in, and the stored state vouches for each."""
+    return lambda got: len(got) >= n and len(store.values.get(STATE_KEY, {}).get("keys", [])) >= n
 
 
 def goal(api: SandboxServer, n: int, league: str = LEAGUE, type_: str = "goal") -> None:
@@ -68,13 +92,13 @@ def test_the_watcher_fires_for_matching_events_and_stores_its_state(
         goal(sfi_sandbox, 3, type_="halftime")
         goal(sfi_sandbox, 4)
 
-    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
-    assert [(p["type"], p["data"]["n"], p["league_id"]) for p in payloads] == [("goal", 1, LEAGUE), ("goal", 4, LEAGUE)]
-    assert all(set(p) == {"key", "channel", "type", "match_id", "league_id", "ts", "data"} for p in payloads)
+    fired_ = asyncio.run(fire(sfi_sandbox, trigger, play, vouched(store, 2)))
+    assert [(p["type"], p["data"]["n"], p["league_id"]) for p in fired_] == [("goal", 1, LEAGUE), ("goal", 4, LEAGUE)]
+    assert all(set(p) == {"key", "channel", "type", "match_id", "league_id", "ts", "data"} for p in fired_)
     state = store.values[STATE_KEY]
     # The stored state vouches for what was fired (not the halftime, which was not); the watermark is goal 4's.
-    assert [key for key, _ in state["keys"]] == [p["key"] for p in payloads]
-    assert state["watermark"] == payloads[-1]["ts"]
+    assert [key for key, _ in state["keys"]] == [p["key"] for p in fired_]
+    assert state["watermark"] == fired_[-1]["ts"]
 
 
 @pytest.mark.sfi_sandbox(replay=10)
@@ -84,11 +108,11 @@ def test_a_restarted_watcher_does_not_fire_again_for_what_the_server_replays(
     monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 0.1)
     store = Store()
     first = goal_watcher(store)
-    before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2, 3)]))
+    before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2, 3)], vouched(store, 3)))
     assert [p["data"]["n"] for p in before] == [1, 2, 3]
 
     second = goal_watcher(store)
-    after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 4)))
+    after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 4), fired(1)))
     assert [p["data"]["n"] for p in after] == [4]
     # The server did replay the three goals to the new connection: the stored state dropped them.
     last = sfi_sandbox.ws_connections()[-1]
@@ -104,12 +128,12 @@ def test_a_watcher_stopped_right_after_firing_fires_again_rather_than_lose_the_e
     monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 60)
     store = Store()
     first = goal_watcher(store)
-    before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2)]))
+    before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2)], fired(2)))
     assert [p["data"]["n"] for p in before] == [1, 2]
     assert STATE_KEY not in store.values
 
     second = goal_watcher(store)
-    after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 3)))
+    after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 3), fired(3)))
     assert [p["data"]["n"] for p in after] == [1, 2, 3]  # replayed and fired again: at least once
     assert [p["key"] for p in after[:2]] == [p["key"] for p in before]  # the same keys, for consumers to drop
 
@@ -118,8 +142,8 @@ def test_a_watcher_stopped_right_after_firing_fires_again_rather_than_lose_the_e
 def test_without_a_single_asset_store_the_state_lives_in_memory(sfi_sandbox: SandboxServer) -> None:
     trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
     trigger.asset_state_store = store = Store(serves_one_asset=False)
-    payloads = asyncio.run(fire(sfi_sandbox, trigger, lambda: goal(sfi_sandbox, 1)))
-    assert [p["data"]["n"] for p in payloads] == [1]
+    fired_ = asyncio.run(fire(sfi_sandbox, trigger, lambda: goal(sfi_sandbox, 1), fired(1)))
+    assert [p["data"]["n"] for p in fired_] == [1]
     assert store.values == {}
 
 
@@ -139,8 +163,8 @@ def test_below_airflow_3_3_there_is_no_state_store_and_dedupe_is_in_memory(sfi_s
             time.sleep(0.02)
         goal(sfi_sandbox, 3)
 
-    payloads = asyncio.run(fire(sfi_sandbox, trigger, goals_around_a_reconnect))
-    assert [p["data"]["n"] for p in payloads] == [1, 2, 3]
+    fired_ = asyncio.run(fire(sfi_sandbox, trigger, goals_around_a_reconnect, fired(3)))
+    assert [p["data"]["n"] for p in fired_] == [1, 2, 3]
     # Each goal reached one connection live; the second connection also got goals 1 and 2 again
     # (replay=10, after its subscribe), and the in-memory dedupe dropped them.
     assert [e.recipients for e in sfi_sandbox.emitted()] == [1, 1, 1]
@@ -150,7 +174,7 @@ def test_below_airflow_3_3_there_is_no_state_store_and_dedupe_is_in_memory(sfi_s
 def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
     sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(feed_triggers, "CONFIGURATION_RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(feed_triggers, "CONFIGURATION_RETRY_SECONDS", 0.1)
     trigger = rebuilt(SfiMatchEventTrigger(channel="STATS"))  # the PRO plan has MAIN only
     SfiHook().config  # noqa: B018 - the first connection lookup of a process takes 0.9 s on Airflow 3.0-3.1
 
@@ -166,7 +190,7 @@ def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
     attempts = [c.at for c in sfi_sandbox.calls("ws/new")]
     assert len(attempts) >= 3, "the watcher did not try again"
     # One attempt per retry period, no storm (a slow machine only lengthens the gaps).
-    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(attempts))
+    assert all(later - earlier >= 0.1 for earlier, later in itertools.pairwise(attempts))
     assert sfi_sandbox.ws_connections() == []
     out = capfd.readouterr().out
     assert "cannot run as configured" in out and "STATS" in out
@@ -199,10 +223,10 @@ def test_the_wait_trigger_fires_once_with_the_first_match(sfi_sandbox: SandboxSe
         goal(sfi_sandbox, 2, type_="match_end")
         goal(sfi_sandbox, 3, type_="match_end")
 
-    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
-    assert len(payloads) == 1
-    assert payloads[0]["status"] == "event"
-    assert (payloads[0]["event"]["type"], payloads[0]["event"]["data"]) == ("match_end", {"n": 2})
+    fired_ = asyncio.run(fire(sfi_sandbox, trigger, play, fired(1)))
+    assert len(fired_) == 1
+    assert fired_[0]["status"] == "event"
+    assert (fired_[0]["event"]["type"], fired_[0]["event"]["data"]) == ("match_end", {"n": 2})
 
 
 def test_the_wait_trigger_reports_a_configuration_error_as_an_event(sfi_sandbox: SandboxServer) -> None:
@@ -219,17 +243,16 @@ def test_the_wait_trigger_reports_a_configuration_error_as_an_event(sfi_sandbox:
 def test_a_burst_is_followed_by_one_flush_marker_and_a_lone_event_by_none(
     sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(feed_triggers, "FLUSH_AFTER_SECONDS", 0.3)
+    monkeypatch.setattr(feed_triggers, "FLUSH_AFTER_SECONDS", 0.1)
     trigger = rebuilt(SfiMatchEventTrigger(event_types=["goal"]))
 
     def play() -> None:
         goal(sfi_sandbox, 1)  # alone: nothing waits behind it
-        time.sleep(0.6)
+        time.sleep(0.25)  # more than FLUSH_AFTER_SECONDS, for a flush that must not come
         for n in (2, 3, 4):  # a burst
             goal(sfi_sandbox, n)
-        time.sleep(0.6)
 
-    payloads = asyncio.run(fire(sfi_sandbox, trigger, play))
-    kinds = [p.get("data", {}).get("n", p["type"]) for p in payloads]
+    flushed = asyncio.run(fire(sfi_sandbox, trigger, play, lambda got: bool(got) and got[-1]["type"] == "flush"))
+    kinds = [p.get("data", {}).get("n", p["type"]) for p in flushed]
     assert kinds == [1, 2, 3, 4, "flush"]
-    assert payloads[-1] == {"type": "flush", "watermark": payloads[-2]["ts"]}
+    assert flushed[-1] == {"type": "flush", "watermark": flushed[-2]["ts"]}

@@ -17,6 +17,7 @@ from airflow_sfi.hooks.sfi import SfiHook
 from airflow_sfi.protocol.token import WsToken
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.triggers.ws_token import SfiWsTokenExpiryTrigger, SfiWsTokenRefreshTrigger
+from tests.helpers import SandboxClock
 
 
 def first_event(trigger: SfiWsTokenExpiryTrigger | SfiWsTokenRefreshTrigger) -> TriggerEvent:
@@ -30,7 +31,7 @@ def first_event(trigger: SfiWsTokenExpiryTrigger | SfiWsTokenRefreshTrigger) -> 
 
 @pytest.mark.parametrize("end_from_trigger", [False, True])
 def test_fires_at_the_refresh_time_not_before(end_from_trigger: bool) -> None:
-    expires = pendulum.now("UTC").add(seconds=300.4)
+    expires = pendulum.now("UTC").add(seconds=300.15)
     trigger = SfiWsTokenExpiryTrigger(
         expires_at=expires.isoformat(), renew_margin=datetime.timedelta(seconds=300), end_from_trigger=end_from_trigger
     )
@@ -64,20 +65,26 @@ def test_serialized_kwargs_rebuild_the_same_trigger() -> None:
     assert SfiWsTokenExpiryTrigger(**stored).serialize() == (classpath, kwargs)
 
 
-def refresh_trigger_for(held: WsToken, channels: list[str]) -> SfiWsTokenRefreshTrigger:
-    """A trigger for ``held`` whose refresh time has come (the margin is the sandbox's whole TTL)."""
-    return SfiWsTokenRefreshTrigger(
+def refresh_trigger_for(api: SandboxServer, channels: list[str]) -> tuple[WsToken, SfiWsTokenRefreshTrigger]:
+    """
+    A token just issued, and a trigger for it whose refresh time has passed (the margin is more than the
+    sandbox's whole TTL); by the renewal the API's clock is a second on, so that renewing extends the token.
+    """
+    held = SfiHook().get_ws_token()
+    api.sandbox.clock = clock = SandboxClock()
+    clock.offset = 1.0
+    trigger = SfiWsTokenRefreshTrigger(
         sfi_conn_id="sfi_default",
         expires_at=held.expires_at.isoformat(),
-        renew_margin=datetime.timedelta(seconds=600),
+        renew_margin=datetime.timedelta(seconds=601),
         required_channels=channels,
     )
+    return held, trigger
 
 
 @pytest.mark.sfi_sandbox(ttl=600)
 def test_refresh_trigger_renews_and_ends_the_task_with_the_token_as_xcom(sfi_sandbox: SandboxServer) -> None:
-    held = SfiHook().get_ws_token()
-    trigger = refresh_trigger_for(held, ["MAIN"])
+    held, trigger = refresh_trigger_for(sfi_sandbox, ["MAIN"])
     classpath, kwargs = trigger.serialize()
     assert SfiWsTokenRefreshTrigger(**kwargs).serialize() == (classpath, kwargs)
     event = first_event(trigger)
@@ -91,6 +98,6 @@ def test_refresh_trigger_renews_and_ends_the_task_with_the_token_as_xcom(sfi_san
 
 @pytest.mark.sfi_sandbox(ttl=600)
 def test_refresh_trigger_checks_the_channels(sfi_sandbox: SandboxServer) -> None:
-    trigger = refresh_trigger_for(SfiHook().get_ws_token(), ["STATS"])
+    _, trigger = refresh_trigger_for(sfi_sandbox, ["STATS"])
     with pytest.raises(SfiChannelError, match="does not grant STATS"):
         first_event(trigger)
