@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 
 from airflow_sfi.exceptions import SfiConfigError
 from airflow_sfi.protocol import endpoints
 from airflow_sfi.protocol.endpoints import ENDPOINTS, PARAMS, check, day, find
+from tests.helpers import REPO
 
 MATCH_ID = "a1b2c3d4e5f60718"
 DAY = datetime.date(2024, 3, 1)
@@ -122,3 +124,13 @@ def test_day() -> None:
 def test_every_param_is_described_and_every_id_is_a_string_param() -> None:
     assert set(PARAMS) >= endpoints.ID_PARAMS
     assert all(PARAMS.values())
+
+
+def test_the_docs_table_names_every_endpoint_with_its_required_params() -> None:
+    rows = [line for line in (REPO / "docs" / "rest.md").read_text().splitlines() if line.startswith("| `")]
+    named = {name: row for row in rows for name in re.findall(r"`([a-z]+(?:/[a-z]+)+)`", row.split("|")[1])}
+    assert set(named) == set(ENDPOINTS)
+    for name, endpoint in ENDPOINTS.items():
+        assert set(re.findall(r"\*\*`(\w)`\*\*", named[name].split("|")[2])) == endpoint.required, name
+        assert ("yes" in named[name].split("|")[3]) == endpoint.paginated, name
+        assert ("direct API only" in named[name]) == endpoint.direct_only, name
