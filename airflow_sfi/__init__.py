@@ -16,6 +16,7 @@ _LAZY = {
     "SfiWsTokenExpirySensor": "airflow_sfi.sensors.ws_token",
     "SfiMatchEventSensor": "airflow_sfi.sensors.match_event",
     "SfiMatchEventTrigger": "airflow_sfi.triggers.match_event",
+    "SfiMatchStatusSensor": "airflow_sfi.sensors.match_status",
     "Subscription": "airflow_sfi.protocol.messages",
     "match_events": "airflow_sfi.protocol.messages",
     "WsToken": "airflow_sfi.protocol.token",
@@ -27,6 +28,7 @@ __all__ = [
     "SfiHook",
     "SfiMatchEventSensor",
     "SfiMatchEventTrigger",
+    "SfiMatchStatusSensor",
     "SfiWsTokenExpirySensor",
     "SfiWsTokenOperator",
     "Subscription",
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from airflow_sfi.protocol.messages import Subscription, match_events
     from airflow_sfi.protocol.token import WsToken
     from airflow_sfi.sensors.match_event import SfiMatchEventSensor
+    from airflow_sfi.sensors.match_status import SfiMatchStatusSensor
     from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor
     from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 

@@ -27,8 +27,12 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": modules("airflow_sfi.hooks.sfi", "airflow_sfi.hooks.feed"),
         "operators": modules("airflow_sfi.operators.ws_token"),
-        "sensors": modules("airflow_sfi.sensors.ws_token", "airflow_sfi.sensors.match_event"),
-        "triggers": modules("airflow_sfi.triggers.ws_token", "airflow_sfi.triggers.match_event"),
+        "sensors": modules(
+            "airflow_sfi.sensors.ws_token", "airflow_sfi.sensors.match_event", "airflow_sfi.sensors.match_status"
+        ),
+        "triggers": modules(
+            "airflow_sfi.triggers.ws_token", "airflow_sfi.triggers.match_event", "airflow_sfi.triggers.match_status"
+        ),
         "connection-types": [
             {
                 "hook-class-name": "airflow_sfi.hooks.sfi.SfiHook",
