@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -243,9 +244,12 @@ def test_rate_limited_task_is_rescheduled_to_the_reset_and_succeeds(
     assert calls[1].at - calls[0].at >= 1  # waited for the reset, not retried at once
 
 
-def test_match_pipeline_waits_for_the_end_of_the_match_then_processes_it(sfi_sandbox: SandboxServer) -> None:
+def test_match_pipeline_waits_for_the_end_of_the_match_then_processes_and_lands_it(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from airflow_sfi.sandbox import default_matches
 
+    monkeypatch.setenv("SFI_LANDING_URL", tmp_path.as_uri())  # the landing param's default, read at parse
     match = default_matches()[0]  # the DAG's default match_id
     when_subscribed(
         sfi_sandbox, f"MAIN:match:{match.match_id}", lambda: sfi_sandbox.play([match], minute_seconds=0.002)
@@ -260,10 +264,21 @@ def test_match_pipeline_waits_for_the_end_of_the_match_then_processes_it(sfi_san
     # The sensor's one socket, closed when the wait ended; no secret in what Airflow stored.
     (socket,) = sfi_sandbox.ws_connections()
     assert socket.closed_at is not None
+    # Then the REST record, ENDED, waited for in the triggerer and landed with the match's goals.
+    assert_events(events, "wait_for_final_record", ["running", "deferred"])
+    record = tis["wait_for_final_record"].xcom_pull(task_ids="wait_for_final_record")
+    assert (record["id"], record["status"]) == (match.match_id, "ENDED")
+    path = tmp_path / "matches" / f"{match.match_id}.json"
+    assert tis["land_record"].xcom_pull(task_ids="land_record").endswith(str(path))
+    landed = json.loads(path.read_text())
+    assert (landed["id"], landed["status"]) == (match.match_id, "ENDED")
+    assert (landed["teamA"]["score"]["f"], landed["teamB"]["score"]["f"]) == (3, 2)
+    assert [e["team"] for e in landed["events"] if e["type"] == "goal"] == ["A", "B", "A", "A", "B"]
+    assert [c.endpoint for c in sfi_sandbox.calls() if c.endpoint != "ws/new"] == ["matches/view/basic"] * 2
     rendered = json.dumps(rendered_fields(run.run_id))
     assert match.match_id in rendered
     for secret in [*sfi_sandbox.issued_tokens, "sandbox-key-pro"]:
-        assert secret not in rendered and secret not in json.dumps(final)
+        assert secret not in rendered and secret not in json.dumps(final) and secret not in path.read_text()
 
 
 def test_league_goals_is_scheduled_by_a_watcher_and_reads_its_batch_once() -> None:
