@@ -266,7 +266,18 @@ class SfiHook(BaseHook):
         """``endpoint`` with ``query`` (checked), through the retries; secrets in the result go to the masker."""
         transport = self._transport
         params = {**transport.params, **query} if query else transport.params
-        envelope: Envelope = self._retrying(self._call_once, transport.prefix + endpoint.path, params)
+        url = transport.prefix + endpoint.path
+        # The first attempt runs without tenacity's bookkeeping; one that failed in a way worth retrying is
+        # handed to tenacity as its attempt 1, which then waits, logs, retries and stops as for any attempt.
+        failed: SfiError | None = None
+        try:
+            envelope = self._call_once(url, params)
+        except SfiError as exc:
+            if retry_wait(exc, self.config.max_retry_wait) is None:
+                raise
+            failed = exc
+        if failed is not None:  # outside the except block: no attempt's error carries the first as __context__
+            envelope = self._retrying(_replay(failed, self._call_once), url, params)
         if endpoint.secrets:
             mask_result(envelope.result, endpoint.secrets, self._masked)
         return envelope
@@ -582,6 +593,18 @@ def mask_result(result: list[Any], fields: tuple[str, ...], masked: set[str]) ->
             if isinstance(value, str) and value and value not in masked:
                 mask_secret(value)
                 masked.add(value)
+
+
+def _replay(failure: SfiError, attempt: Callable[..., Envelope]) -> Callable[..., Envelope]:
+    """``attempt``, but its first call raises ``failure`` (what the attempt already made outside tenacity raised)."""
+    pending = [failure]
+
+    def replaying(*args: Any) -> Envelope:
+        if pending:
+            raise pending.pop()
+        return attempt(*args)
+
+    return replaying
 
 
 async def _aitems(pages: AsyncIterator[Envelope]) -> AsyncIterator[Item]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,26 +37,30 @@ class RateLimit:
         """Read the direct API's ``X-Rate-Limit-*`` or RapidAPI's ``x-ratelimit-*`` headers."""
         if not isinstance(headers, CaseInsensitiveDict):
             headers = CaseInsensitiveDict(headers)
-
-        def first_int(*names: str) -> int | None:
-            for name in names:
-                value = headers.get(name)
-                if value is not None and value.strip().isdigit():
-                    return int(value)
-            return None
-
-        reset = first_int("X-Rate-Limit-Reset", "x-ratelimit-requests-reset", "x-ratelimit-reset")
+        limit_names, remaining_names, reset_names = _RATE_LIMIT_HEADERS
+        reset = _first_int(headers, reset_names)
         reset_at = None
         if reset is not None:
             # The vendor documents Reset both as epoch seconds and as seconds left in the window.
-            reset_at = (
-                pendulum.from_timestamp(reset) if reset > 1_000_000_000 else pendulum.now("UTC").add(seconds=reset)
-            )
-        return cls(
-            limit=first_int("X-Rate-Limit-Limit", "x-ratelimit-requests-limit", "x-ratelimit-limit"),
-            remaining=first_int("X-Rate-Limit-Remaining", "x-ratelimit-requests-remaining", "x-ratelimit-remaining"),
-            reset_at=reset_at,
-        )
+            moment = reset if reset > 1_000_000_000 else time.time() + reset
+            reset_at = pendulum.DateTime.fromtimestamp(moment, pendulum.UTC)
+        return cls(_first_int(headers, limit_names), _first_int(headers, remaining_names), reset_at)
+
+
+# Limit, remaining and reset: the direct API's name first, then RapidAPI's plan quota, then its 60-second window.
+_RATE_LIMIT_HEADERS = (
+    ("X-Rate-Limit-Limit", "x-ratelimit-requests-limit", "x-ratelimit-limit"),
+    ("X-Rate-Limit-Remaining", "x-ratelimit-requests-remaining", "x-ratelimit-remaining"),
+    ("X-Rate-Limit-Reset", "x-ratelimit-requests-reset", "x-ratelimit-reset"),
+)
+
+
+def _first_int(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None:
+    for name in names:
+        value = headers.get(name)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -180,12 +180,22 @@ def test_sandbox_throttle_is_waited_out(sfi_sandbox: SandboxServer, no_real_back
     assert [(c.status, c.fault) for c in sfi_sandbox.calls()] == [(429, "throttle"), (200, None)]
 
 
-def test_two_5xx_then_success_with_growing_backoff(sfi_sandbox: SandboxServer, no_real_backoff: FakeSleep) -> None:
+def test_two_5xx_then_success_with_growing_backoff(
+    sfi_sandbox: SandboxServer,
+    no_real_backoff: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(SfiHook, "log", logging.getLogger("sfi.test"))  # a stdlib logger, which caplog sees
     sfi_sandbox.inject("5xx", 2, status=503)
-    assert SfiHook().get_ws_token().is_new
+    with caplog.at_level(logging.WARNING):
+        assert SfiHook().get_ws_token().is_new
     assert [c.status for c in sfi_sandbox.calls()] == [503, 503, 200]
     first, second = no_real_backoff.waits
     assert 0.5 <= first <= 1.0 and 1.0 <= second <= 1.5  # 0.5 s doubling, plus up to 0.5 s of jitter
+    said = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert [m.rsplit("(", 1)[1] for m in said] == ["attempt 2 of 3)", "attempt 3 of 3)"]
+    assert said[0].startswith("SFI API error (HTTP 503, code 0: Internal Server Error); retrying in 0.")
 
 
 def test_html_pages_exhaust_the_attempts(sfi_sandbox: SandboxServer) -> None:
