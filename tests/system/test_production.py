@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.serialization.serialized_objects import BaseSerialization
 from cryptography.fernet import Fernet
 
 from airflow_sfi.sandbox import RANDOM_FAULTS, GapWatcher, SandboxServer
@@ -98,8 +97,10 @@ class Chaos:
                 "AND t.triggerer_id IS NOT NULL"
             ):
                 held = airflow.trigger_kwargs(kwargs)
-                margin = BaseSerialization.deserialize(held["renew_margin"])  # a timedelta, as Airflow encodes it
-                due = datetime.datetime.fromisoformat(held["expires_at"]) - margin
+                # A timedelta, as Airflow encodes it: serde's {"__data__": s} from a worker, else {"__var": s}.
+                margin = held["renew_margin"]
+                seconds = margin.get("__data__", margin.get("__var")) if isinstance(margin, dict) else margin
+                due = datetime.datetime.fromisoformat(held["expires_at"]) - datetime.timedelta(seconds=seconds)
                 return trigger_id, triggerer_id, due
             return None
 
