@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,8 +119,10 @@ def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
 def test_rotation_dag_renews_the_token_it_carries_from_run_to_run(
     sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Due at the next whole second, as expires_at is one: the renewal, after it, extends the token.
-    monkeypatch.setenv("SFI_RENEW_MARGIN_SECONDS", "600")
+    # Due at once (the margin is more than the token's life), and the API's clock a second further on at each
+    # request, as if each came a second after the one before: each renewal extends the token.
+    monkeypatch.setenv("SFI_RENEW_MARGIN_SECONDS", "601")
+    sfi_sandbox.sandbox.clock = lambda: time.time() + len(sfi_sandbox.sandbox.requests)
     tokens = []
     for _ in range(2):
         run, tis, events = run_dag("sfi_token_rotation")
@@ -148,12 +151,12 @@ def test_rotation_dag_renews_the_token_it_carries_from_run_to_run(
         assert secret not in rendered
 
 
-@pytest.mark.sfi_sandbox(ttl=2, renew="absent")
+@pytest.mark.sfi_sandbox(ttl=1, renew="absent")
 @pytest.mark.usefixtures("no_published_token")
 def test_rotation_dag_without_renew_waits_out_the_token(
     sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SFI_RENEW_MARGIN_SECONDS", "1")
+    monkeypatch.setenv("SFI_RENEW_MARGIN_SECONDS", "0.5")  # the token ends 1-2 s after it was issued
     run, tis, _ = run_dag("sfi_token_rotation")
     assert run.state == "success"
     got = WsToken.from_dict(tis["get_token"].xcom_pull(task_ids="get_token"))
