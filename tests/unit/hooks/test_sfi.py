@@ -195,7 +195,8 @@ def test_two_5xx_then_success_with_growing_backoff(
     assert 0.5 <= first <= 1.0 and 1.0 <= second <= 1.5  # 0.5 s doubling, plus up to 0.5 s of jitter
     said = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert [m.rsplit("(", 1)[1] for m in said] == ["attempt 2 of 3)", "attempt 3 of 3)"]
-    assert said[0].startswith("SFI API error (HTTP 503, code 0: Internal Server Error); retrying in 0.")
+    # The wait as slept, jitter and all (0.95 s and more reads "1.0 s").
+    assert said[0].startswith(f"SFI API error (HTTP 503, code 0: Internal Server Error); retrying in {first:.1f} s")
 
 
 def test_html_pages_exhaust_the_attempts(sfi_sandbox: SandboxServer) -> None:
