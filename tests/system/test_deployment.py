@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 
 from airflow_sfi.sandbox import GapWatcher, SandboxServer
+from tests.helpers import REPO
 from tests.system.deployment import Deployment
 
 pytestmark = pytest.mark.deployment
+
+EXAMPLE_DAGS = len(list((REPO / "example_dags").glob("sfi_*.py")))
 
 TTL = 20
 MARGIN = 8
@@ -73,7 +76,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     airflow, api = deployment
     airflow.wait_for(
         "the DAG processor to parse the example DAGs",
-        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == 6,
+        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == EXAMPLE_DAGS,
         timeout=120,
     )
     # SQLite reuses the ids of deleted rows: key the triggers seen by id and creation time.

@@ -64,9 +64,12 @@ from airflow_sfi.protocol.messages import FeedEvent, parse_frame
 from airflow_sfi.sandbox import MatchScript, SandboxServer
 from airflow_sfi.sandbox.live import Session
 from airflow_sfi.triggers.match_event import FLUSH_AFTER_SECONDS
+from tests.helpers import REPO
 from tests.system.deployment import Deployment
 
 pytestmark = pytest.mark.deployment
+
+EXAMPLE_DAGS = len(list((REPO / "example_dags").glob("sfi_*.py")))
 
 KEY = "sandbox-key-pro"
 TTL = 20
@@ -233,7 +236,7 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
     clock = api.sandbox.clock
     airflow.wait_for(
         "the DAG processor to parse the example DAGs",
-        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == 6,
+        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == EXAMPLE_DAGS,
         timeout=120,
     )
     airflow.cli("dags", "unpause", DAG_ID)
