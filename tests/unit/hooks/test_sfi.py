@@ -753,7 +753,10 @@ def test_async_hook_reads_the_connection_off_the_loop(
 
 
 def test_async_no_log_record_carries_the_key(
-    monkeypatch: pytest.MonkeyPatch, sfi_sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
+    sfi_sandbox: SandboxServer,
+    caplog: pytest.LogCaptureFixture,
+    async_sleep: FakeAsyncSleep,
 ) -> None:
     key = "sandbox-key-mega"
     use_connection(monkeypatch, sfi_sandbox.connection(key))
@@ -769,6 +772,7 @@ def test_async_no_log_record_carries_the_key(
     token = items[-1]["token"]
     said = "\n".join(record.getMessage() for record in caplog.records)
     assert "/v1/countries/list/?t=***&p=1" in said  # httpx's request line, its key masked
+    assert len(async_sleep.waits) == 1  # the 5xx was retried
     assert key not in said and token not in said
     assert redact(token) == "***"
 
