@@ -290,12 +290,12 @@ def stall(api: SandboxServer) -> Callable[[], None]:
     return then
 
 
-@pytest.mark.sfi_sandbox(replay=20)
+@pytest.mark.sfi_sandbox(replay=100)
 def test_a_stalled_connection_is_replaced_before_it_is_closed(
     sfi_sandbox: SandboxServer, link_closes: list[float]
 ) -> None:
     hook = feed(sfi_sandbox, ping_interval=0.05, pong_timeout=0.1)
-    during = ticking(sfi_sandbox, lambda: subscribed(sfi_sandbox, 1) and bool(link_closes), 0.05, stall(sfi_sandbox))
+    during = ticking(sfi_sandbox, lambda: subscribed(sfi_sandbox, 1) and bool(link_closes), then=stall(sfi_sandbox))
     got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
     second = sfi_sandbox.ws_connections()[1]
     assert second.refused is None
@@ -325,7 +325,7 @@ def test_with_one_connection_allowed_a_stall_is_closed_before_reconnecting(
         admitted = [c for c in sfi_sandbox.ws_connections() if c.refused is None]
         return len(admitted) >= 2 and admitted[-1].closed_at is None and bool(admitted[-1].subscriptions)
 
-    during = ticking(sfi_sandbox, replaced, every=0.05, then=then)
+    during = ticking(sfi_sandbox, replaced, then=then)
     got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
     first, *later = sfi_sandbox.ws_connections()
     # Closed before reconnecting: every later handshake came after the feed closed the stalled one.

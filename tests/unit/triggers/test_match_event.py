@@ -248,7 +248,7 @@ def test_a_burst_is_followed_by_one_flush_marker_and_a_lone_event_by_none(
 
     def play() -> None:
         goal(sfi_sandbox, 1)  # alone: nothing waits behind it
-        time.sleep(0.25)  # more than FLUSH_AFTER_SECONDS, for a flush that must not come
+        time.sleep(0.2)  # twice FLUSH_AFTER_SECONDS, for a flush that must not come
         for n in (2, 3, 4):  # a burst
             goal(sfi_sandbox, n)
 
