@@ -331,13 +331,7 @@ class SfiHook(BaseHook):
             # Raised outside the except block: requests' own error quotes the URL with its ?t= query,
             # so it must not travel along as __context__ either.
             raise SfiTransportError(f"{VENDOR} at {_netloc(url)}: {failure}")
-        try:
-            envelope = _parse(response.status_code, body, response.headers, config.secret)
-        except SfiError:
-            self.last_rate_limit = RateLimit.from_headers(response.headers)
-            raise
-        self.last_rate_limit = envelope.rate_limit
-        return envelope
+        return _noted(self, response.status_code, body, response.headers, config.secret)
 
 
 class SfiAsyncHook(BaseHook):
@@ -475,13 +469,7 @@ class SfiAsyncHook(BaseHook):
         if failure is not None:
             # Raised outside the except block: httpx's errors carry the request, whose URL holds ?t=.
             raise SfiTransportError(f"{VENDOR} at {_netloc(url)}: {failure}")
-        try:
-            envelope = _parse(response.status_code, body, response.headers, config.secret)
-        except SfiError:
-            self.last_rate_limit = RateLimit.from_headers(response.headers)
-            raise
-        self.last_rate_limit = envelope.rate_limit
-        return envelope
+        return _noted(self, response.status_code, body, response.headers, config.secret)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -622,6 +610,17 @@ def _items(pages: Iterator[Envelope]) -> Iterator[Item]:
         del envelope  # only the page in hand is held, not its envelope too
         yield from items
         del items
+
+
+def _noted(hook: SfiHook | SfiAsyncHook, status: int, body: bytes, headers: Mapping[str, str], secret: str) -> Envelope:
+    """Parse an answer, and note its rate limit on ``hook`` whether it is an error or not."""
+    try:
+        envelope = _parse(status, body, headers, secret)
+    except SfiError:
+        hook.last_rate_limit = RateLimit.from_headers(headers)
+        raise
+    hook.last_rate_limit = envelope.rate_limit
+    return envelope
 
 
 def _parse(status: int, body: bytes, headers: Mapping[str, str], secret: str) -> Envelope:
