@@ -101,3 +101,45 @@ def expiry_only(value: object) -> object:
     if isinstance(value, Mapping):
         return {key: item for key, item in value.items() if key == "expires_at"}
     return value
+
+
+def normalise_status(value: object) -> str:
+    """
+    A status as compared: upper case, ``_`` read as a space, runs of spaces as one (``in_play`` is ``IN PLAY``).
+
+    :param value: a status given by a user or found in a match record.
+    """
+    return " ".join(str(value).replace("_", " ").split()).upper()
+
+
+def status_list(status: str | Sequence[str], owner: str) -> list[str]:
+    """
+    The statuses to wait for, normalised, each once; :class:`SfiConfigError` naming ``status`` otherwise.
+
+    The vendor documents only ``ENDED``; any non-empty string is accepted (the sandbox also answers
+    ``NOT STARTED`` and ``IN PLAY``).
+
+    :param status: one status or several, e.g. ``"ENDED"`` or ``["IN PLAY", "ENDED"]``.
+    :param owner: who gave them (a task id), for the error message.
+    """
+    names = [status] if isinstance(status, str) else status
+    if not isinstance(names, Sequence) or not names or not all(isinstance(name, str) for name in names):
+        raise SfiConfigError(
+            f"{owner}: status must be a status such as 'ENDED' or a non-empty list of them, got {status!r}"
+        )
+    statuses = list(dict.fromkeys(normalise_status(name) for name in names))
+    if "" in statuses:
+        raise SfiConfigError(f"{owner}: status holds an empty status: {status!r}")
+    return statuses
+
+
+def checked_match_id(value: object, owner: str) -> str:
+    """
+    A match id as sent: a non-empty string, stripped; :class:`SfiConfigError` naming ``match_id`` otherwise.
+
+    :param value: the (rendered) argument.
+    :param owner: who gave it (a task id), for the error message.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise SfiConfigError(f"{owner}: match_id must be a non-empty string, got {value!r}")
+    return value.strip()

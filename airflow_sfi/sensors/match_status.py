@@ -10,17 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowSkipException, PokeReturnValue
 
 from airflow_sfi import defaults
-from airflow_sfi.arguments import is_template
+from airflow_sfi.arguments import checked_match_id, is_template, status_list
 from airflow_sfi.exceptions import SfiConfigError, SfiError, SfiRateLimitError, error_from_payload
 from airflow_sfi.sensors.base import SfiBaseSensor
-from airflow_sfi.triggers.match_status import (
-    ENDPOINT,
-    is_transient,
-    next_poll_in,
-    rate_limited_wait,
-    status_list,
-    status_reached,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -129,6 +121,13 @@ class SfiMatchStatusSensor(SfiBaseSensor):
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_sfi.hooks.sfi import only_item
+        from airflow_sfi.triggers.match_status import (
+            ENDPOINT,
+            is_transient,
+            next_poll_in,
+            rate_limited_wait,
+            status_reached,
+        )
 
         match_id = checked_match_id(self.match_id, self.task_id)
         self._quota_wait = 0.0
@@ -169,15 +168,3 @@ class SfiMatchStatusSensor(SfiBaseSensor):
         record = event["match"]
         self.log.info("Match %s is %s: done", record.get("id"), record.get("status"))
         return record
-
-
-def checked_match_id(value: object, owner: str) -> str:
-    """
-    A match id as sent: a non-empty string, stripped; :class:`SfiConfigError` naming ``match_id`` otherwise.
-
-    :param value: the (rendered) argument.
-    :param owner: who gave it (a task id), for the error message.
-    """
-    if not isinstance(value, str) or not value.strip():
-        raise SfiConfigError(f"{owner}: match_id must be a non-empty string, got {value!r}")
-    return value.strip()

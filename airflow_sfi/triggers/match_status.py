@@ -18,6 +18,7 @@ import pendulum
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_sfi import defaults
+from airflow_sfi.arguments import normalise_status
 from airflow_sfi.exceptions import (
     SfiApiError,
     SfiConfigError,
@@ -37,36 +38,6 @@ QUOTA_RESERVE_SHARE = 0.05
 """The share of the window's limit (at least one request) the polls leave to other tasks on the same key."""
 RESET_MARGIN_SECONDS = 1.0
 """How long after the window's announced reset the next poll goes out: clocks differ, and Reset is rounded."""
-
-
-def normalise_status(value: object) -> str:
-    """
-    A status as compared: upper case, ``_`` read as a space, runs of spaces as one (``in_play`` is ``IN PLAY``).
-
-    :param value: a status given by a user or found in a match record.
-    """
-    return " ".join(str(value).replace("_", " ").split()).upper()
-
-
-def status_list(status: str | Sequence[str], owner: str) -> list[str]:
-    """
-    The statuses to wait for, normalised, each once; :class:`SfiConfigError` naming ``status`` otherwise.
-
-    The vendor documents only ``ENDED``; any non-empty string is accepted (the sandbox also answers
-    ``NOT STARTED`` and ``IN PLAY``).
-
-    :param status: one status or several, e.g. ``"ENDED"`` or ``["IN PLAY", "ENDED"]``.
-    :param owner: who gave them (a task id), for the error message.
-    """
-    names = [status] if isinstance(status, str) else status
-    if not isinstance(names, Sequence) or not names or not all(isinstance(name, str) for name in names):
-        raise SfiConfigError(
-            f"{owner}: status must be a status such as 'ENDED' or a non-empty list of them, got {status!r}"
-        )
-    statuses = list(dict.fromkeys(normalise_status(name) for name in names))
-    if "" in statuses:
-        raise SfiConfigError(f"{owner}: status holds an empty status: {status!r}")
-    return statuses
 
 
 def status_reached(record: object, statuses: Sequence[str]) -> bool:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pendulum
 import pytest
 
-from airflow_sfi.arguments import channel_list, check_renew_margin, event_type_list, expiry_of, expiry_only, is_template
+from airflow_sfi.arguments import (
+    channel_list,
+    check_renew_margin,
+    event_type_list,
+    expiry_of,
+    expiry_only,
+    is_template,
+    status_list,
+)
 from airflow_sfi.exceptions import SfiConfigError
 from airflow_sfi.protocol.token import WsToken
 from tests.helpers import token_item
@@ -53,3 +62,9 @@ def test_a_renew_margin_must_be_a_non_negative_timedelta(margin: object) -> None
     with pytest.raises(SfiConfigError, match="t: renew_margin must be a non-negative timedelta"):
         check_renew_margin(margin, "t")
     assert check_renew_margin(datetime.timedelta(0), "t") == datetime.timedelta(0)
+
+
+@pytest.mark.parametrize("status", ["", "  ", [], [""], ["ENDED", " "], 5, None, [1]])
+def test_an_empty_or_non_string_status_is_a_configuration_error(status: Any) -> None:
+    with pytest.raises(SfiConfigError, match="t: status"):
+        status_list(status, "t")
