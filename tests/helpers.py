@@ -159,3 +159,20 @@ def rebuilt(trigger: Any) -> Any:
     module, name = classpath.rsplit(".", 1)
     stored = json.loads(json.dumps(BaseSerialization.serialize(kwargs)))
     return getattr(importlib.import_module(module), name)(**BaseSerialization.deserialize(stored))
+
+
+def run_dag(dag: Any) -> tuple[Any, dict[str, Any], dict[str, list[str]]]:
+    """Run ``dag`` with ``dag.test()``; return the run, its task instances and each task's state events."""
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    run = dag.test()
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    events: dict[str, list[str]] = {}
+    with create_session() as session:
+        for task_id, event in session.execute(
+            select(Log.task_id, Log.event).where(Log.run_id == run.run_id).order_by(Log.id)
+        ):
+            events.setdefault(task_id, []).append(event)
+    return run, tis, events

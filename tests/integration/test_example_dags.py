@@ -15,6 +15,7 @@ from airflow_sfi.protocol.token import WsToken
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.version_compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
 from tests.helpers import REPO, when_subscribed
+from tests.helpers import run_dag as run_test
 
 # Marked integration by this folder's conftest. The DAGs run in real time: tokens of a few seconds, and
 # renew margins the DAGs read from SFI_RENEW_MARGIN_SECONDS.
@@ -54,20 +55,8 @@ def parse() -> Any:
 
 
 def run_dag(dag_id: str) -> tuple[Any, dict[str, Any], dict[str, list[str]]]:
-    """Run one DAG; return the run, its task instances and each task's state events."""
-    from airflow.models.log import Log
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    run = parse().get_dag(dag_id).test()
-    tis = {ti.task_id: ti for ti in run.get_task_instances()}
-    events: dict[str, list[str]] = {}
-    with create_session() as session:
-        for task_id, event in session.execute(
-            select(Log.task_id, Log.event).where(Log.run_id == run.run_id).order_by(Log.id)
-        ):
-            events.setdefault(task_id, []).append(event)
-    return run, tis, events
+    """Run one example DAG; return the run, its task instances and each task's state events."""
+    return run_test(parse().get_dag(dag_id))
 
 
 def assert_events(events: dict[str, list[str]], task_id: str, first: list[str]) -> None:

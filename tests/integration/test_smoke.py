@@ -24,6 +24,7 @@ from packaging.requirements import Requirement
 
 from airflow_sfi import SfiHook, SfiWsTokenExpirySensor, SfiWsTokenOperator
 from airflow_sfi.sandbox import SandboxServer
+from tests.helpers import run_dag
 
 pytestmark = [pytest.mark.integration, pytest.mark.smoke]
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -83,23 +84,6 @@ def api() -> Iterator[SandboxServer]:
             yield server
         finally:
             del os.environ["AIRFLOW_CONN_SFI_DEFAULT"]
-
-
-def run_dag(dag: Any) -> tuple[Any, dict[str, Any], dict[str, list[str]]]:
-    """Run ``dag`` with ``dag.test()``; return the run, its task instances and each task's state events."""
-    from airflow.models.log import Log
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    run = dag.test()
-    tis = {ti.task_id: ti for ti in run.get_task_instances()}
-    events: dict[str, list[str]] = {}
-    with create_session() as session:
-        for task_id, event in session.execute(
-            select(Log.task_id, Log.event).where(Log.run_id == run.run_id).order_by(Log.id)
-        ):
-            events.setdefault(task_id, []).append(event)
-    return run, tis, events
 
 
 def test_the_hook_gets_a_token_through_an_environment_variable_connection(api: SandboxServer) -> None:
