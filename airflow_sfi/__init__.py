@@ -13,6 +13,7 @@ _LAZY = {
     "SfiAsyncHook": "airflow_sfi.hooks.sfi",
     "SfiFeedHook": "airflow_sfi.hooks.feed",
     "SfiWsTokenOperator": "airflow_sfi.operators.ws_token",
+    "SfiToObjectStorageOperator": "airflow_sfi.transfers.sfi_to_object_storage",
     "SfiWsTokenExpirySensor": "airflow_sfi.sensors.ws_token",
     "SfiMatchEventSensor": "airflow_sfi.sensors.match_event",
     "SfiMatchEventTrigger": "airflow_sfi.triggers.match_event",
@@ -29,6 +30,7 @@ __all__ = [
     "SfiMatchEventSensor",
     "SfiMatchEventTrigger",
     "SfiMatchStatusSensor",
+    "SfiToObjectStorageOperator",
     "SfiWsTokenExpirySensor",
     "SfiWsTokenOperator",
     "Subscription",
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from airflow_sfi.sensors.match_event import SfiMatchEventSensor
     from airflow_sfi.sensors.match_status import SfiMatchStatusSensor
     from airflow_sfi.sensors.ws_token import SfiWsTokenExpirySensor
+    from airflow_sfi.transfers.sfi_to_object_storage import SfiToObjectStorageOperator
     from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
 
 

@@ -26,7 +26,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": modules("airflow_sfi.hooks.sfi", "airflow_sfi.hooks.feed"),
-        "operators": modules("airflow_sfi.operators.ws_token"),
+        # The transfer is listed with the operators: providers' "transfers" entries name a target integration.
+        "operators": modules("airflow_sfi.operators.ws_token", "airflow_sfi.transfers.sfi_to_object_storage"),
         "sensors": modules(
             "airflow_sfi.sensors.ws_token", "airflow_sfi.sensors.match_event", "airflow_sfi.sensors.match_status"
         ),

@@ -1,0 +1,1 @@
+"""Transfers: land what the API answers in storage."""
