@@ -491,7 +491,8 @@ def render(data: dict) -> list[str]:
         *suite_section(tests),
     ]
     lines += feed_section(data["feed"]) if "feed" in data else []
-    return lines + (production_section(data["production"]) if "production" in data else [])
+    lines += production_section(data["production"]) if "production" in data else []
+    return lines + (landing_section(data["landing"]) if "landing" in data else [])
 
 
 # Section 2: bench/call_overhead.py; `--only calls` measures it again.
@@ -595,6 +596,64 @@ def suite_section(tests: dict) -> list[str]:
     return lines
 
 
+# Section 8: bench/landing.py; `--only landing` measures it again.
+LANDING_GOAL_MIB = 20.0
+
+
+def landing() -> dict:
+    started = time.monotonic()
+    figures = figure("landing.py")
+    figures["meta"] = {
+        "machine": machine(),
+        "versions": versions(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "seconds": time.monotonic() - started,
+    }
+    return figures
+
+
+def landing_section(f: dict) -> list[str]:
+    t, d, q = f["throughput"], f["day"], f["quota"]
+    samples = t["samples"][:: max(1, len(t["samples"]) // 6)]
+    waits_after = ", ".join(f"{s:.2f}" for s in q["next_call_after_reset_s"])
+    return [
+        "## 8. Landing an endpoint in object storage",
+        "",
+        f"`bench/landing.py` ({f['meta']['measured_at']}): `SfiToObjectStorageOperator` run as a worker runs it "
+        "(`execute`, and `execute_complete` after each wait), the sandbox in a child process on loopback, a local "
+        f"folder as the store; {f['meta']['versions']}. Measured by `python bench/run.py --only landing`.",
+        "",
+        f"**Throughput and memory**: `{t['endpoint']}` at {t['per_page']} items a page, {t['pages']} pages "
+        f"({t['items']} items; {t['lines']} lines landed, {t['distinct_ids']} distinct ids) in {t['seconds']:.2f} s: "
+        f"**{t['pages_per_second']:.0f} pages per second**, publishing included; per page "
+        f"{t['ms_per_page_in_calls']:.2f} ms in the API call and {t['ms_per_page_outside_calls']:.2f} ms outside it "
+        f"(staging, publishing). Calls per landed item {t['calls_per_item']:.3f} ({t['calls']} calls: one per page, "
+        "no retries). This process's RSS:",
+        "",
+        "| pages landed | RSS |",
+        "|---|---|",
+        f"| 0 (before) | {t['rss_mib_before']:.1f} MiB |",
+        *(f"| {page} | {kib / 1024:.1f} MiB |" for page, kib in samples),
+        f"| {t['pages']} (published) | {t['rss_mib_after']:.1f} MiB |",
+        "",
+        f"Growth from page {t['warmup_page']} (the first sample past 10%) to the end: **{t['growth_mib']:+.2f} MiB** "
+        f"({t['growth_mib_from_before']:+.2f} MiB from before the first call, the imports and the connection "
+        f"included). Goal under {t['goal_mib']:g} MiB over 1,000 pages: {verdict(t['growth_mib'], t['goal_mib'])}.",
+        "",
+        f"**A day**: `matches/day/basic` for a day of {d['matches']} matches at 25 a page (PRO), {d['pages']} pages: "
+        f"median {d['median_seconds'] * 1000:.0f} ms over {d['runs']} runs ({d['pages_per_second']:.0f} pages per "
+        f"second; the sandbox builds the whole day for every page), {d['calls_per_item']:.2f} calls per item; each "
+        "run replaced the same object.",
+        "",
+        f"**The quota**: {q['pages']} pages against {q['limit']} calls per {q['window']:g}-second window: "
+        f"{q['calls']} calls, **{q['refused_429']} answered 429** (goal 0: {verdict(q['refused_429'], 0)}), "
+        f"{q['waits']} waits in the trigger; the first call after each wait came {waits_after} s after the window "
+        f"reset (the one-second grace, and the reset header's whole seconds). Landed in {q['seconds']:.1f} s, "
+        f"against {q['least_time_to_land_s']:g} s of windows that had to pass.",
+        "",
+    ]
+
+
 def write(data: dict) -> None:
     lines = render(data)
     (REPO / "docs").mkdir(exist_ok=True)
@@ -607,7 +666,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["calls", "suite", "feed", "production"],
+        choices=["calls", "suite", "feed", "production", "landing"],
         help="measure one section again and merge it into docs/benchmarks.json, keeping the others' figures",
     )
     parser.add_argument("--render", action="store_true", help="only write docs/benchmarks.md from the JSON")
@@ -618,7 +677,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         data = json.loads((REPO / "docs" / "benchmarks.json").read_text())
         data.setdefault("meta", meta_from_markdown())
-        data[args.only] = {"calls": call_overhead, "suite": suites, "feed": feed, "production": production}[args.only]()
+        measure = {"calls": call_overhead, "suite": suites, "feed": feed, "production": production, "landing": landing}
+        data[args.only] = measure[args.only]()
         write(data)
         return
     data = {
@@ -629,6 +689,7 @@ def main(argv: list[str] | None = None) -> None:
         "worker": figure("worker_time.py", "12"),
         "suite": suites(),
         "feed": feed(),
+        "landing": landing(),
     }
     write(data)
 
