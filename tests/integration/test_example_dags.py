@@ -86,6 +86,7 @@ def test_example_dags_parse_without_errors_or_deprecation_warnings() -> None:
         "sfi_token_wait_in_triggerer",
         "sfi_league_goals",
         "sfi_match_pipeline",
+        "sfi_daily_matches",
     }
     if AIRFLOW_V_3_3_PLUS:
         assert bag.import_errors == {}
