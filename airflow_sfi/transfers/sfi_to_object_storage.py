@@ -195,7 +195,8 @@ class SfiToObjectStorageOperator(BaseOperator):
         )
         self._landed = self._lineage(hook, target)
         self._record_outlets(context, target, query, progress)
-        return {"path": str(target), "items": progress.items, "pages": progress.page}
+        path = _plain_uri(target) if _is_local(target) else str(target)  # a remote one keeps its connection
+        return {"path": path, "items": progress.items, "pages": progress.page}
 
     def _fetch(
         self, hook: SfiHook, endpoint: Endpoint, query: dict[str, str], store: _Store, progress: _Progress
@@ -341,7 +342,12 @@ class SfiToObjectStorageOperator(BaseOperator):
         problem = _destination_problem(destination)
         if problem:
             raise SfiConfigError(f"{self.task_id}: {problem}", problem=problem)
-        return ObjectStoragePath(_url(destination), conn_id=self.dest_conn_id or None)
+        url = urllib.parse.urlsplit(_url(destination))
+        if url.scheme == "file":
+            # A local path goes in without its scheme: Airflow 3.0's ObjectStoragePath refuses any URL under
+            # universal-pathlib 0.3, which 3.0 allows.
+            return ObjectStoragePath(urllib.parse.unquote(url.path))
+        return ObjectStoragePath(url.geturl(), conn_id=self.dest_conn_id or None)
 
     def _record_outlets(
         self, context: Context, target: ObjectStoragePath, query: Mapping[str, str], progress: _Progress
@@ -375,7 +381,7 @@ class SfiToObjectStorageOperator(BaseOperator):
         hook = hook or SfiHook(self.sfi_conn_id)
         target = target or self._target()
         url = urllib.parse.urlsplit(hook.config.url(endpoints.find(self.endpoint).path))
-        local = target.protocol in ("", "file", "local")
+        local = _is_local(target)
         return {
             "input_namespace": f"{url.scheme}://{url.netloc}",
             "input_name": url.path,
@@ -601,8 +607,12 @@ def _asset(uri: str) -> Asset | None:
         return None
 
 
+def _is_local(target: ObjectStoragePath) -> bool:
+    return target.protocol in ("", "file", "local")
+
+
 def _plain_uri(target: ObjectStoragePath) -> str:
     """``target``'s URL without the connection id."""
-    if target.protocol in ("", "file", "local"):
+    if _is_local(target):
         return f"file://{target.path}"
     return f"{target.protocol}://{target.path}"

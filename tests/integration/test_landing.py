@@ -19,7 +19,7 @@ import pendulum
 import pytest
 
 from airflow_sfi.sandbox import SandboxServer
-from airflow_sfi.version_compat import AIRFLOW_V_3_2_PLUS
+from airflow_sfi.version_compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_2_PLUS
 from tests.helpers import REPO
 
 DAGS = REPO / "example_dags"
@@ -43,7 +43,15 @@ def land(landing: str, *, retries: int | None = None) -> tuple[Any, Any]:
     else:
         from airflow.models.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(DAGS / "sfi_daily_matches.py")).get_dag("sfi_daily_matches")
+    bag = DagBag(dag_folder=str(DAGS / "sfi_daily_matches.py"))
+    if not AIRFLOW_V_3_1_PLUS:
+        # 3.0's dag.test() does not store the DAG, so its outlet asset is never activated, and the task would
+        # fail on an inactive asset: store it as the DAG processor does.
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag.sync_to_db("dags-folder", None)
+    dag = bag.get_dag("sfi_daily_matches")
     if retries is not None:
         dag.get_task("land_matches").retries = retries
     run = dag.test(logical_date=LOGICAL_DATE, run_conf={"landing": landing})
