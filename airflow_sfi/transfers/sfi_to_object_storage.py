@@ -41,7 +41,7 @@ MAX_REFUSALS = 3
 """429s in a row at one page, each followed by a wait, before the task fails."""
 WRITE_BLOCK = 5 * 1024 * 1024
 """The write buffer of a remote object: S3's smallest multipart part."""
-_PROBES: Mapping[str, str] = {"d": "20000101", "w": "all", "f": "json", "p": "1"}
+_PROBES: Mapping[str, str] = {"d": "20000101", "w": "all", "f": "json"}
 """Valid stand-ins for templated parameters, so the rest of a call is checked at DAG parse."""
 
 
@@ -71,9 +71,9 @@ class SfiToObjectStorageOperator(BaseOperator):
 
     **Returns** (XCom) ``{"path": str, "items": int, "pages": int}``, never the data. Each
     :class:`~airflow.sdk.Asset` outlet gets an asset event whose ``extra`` names the partition: ``path``,
-    ``partition`` (the path under the outlet's base), ``endpoint``, ``params``, ``items``, ``pages``. Without
-    ``outlets``, the operator declares one: an ``Asset`` for the destination's folder, when that part of the
-    destination is not templated.
+    ``partition`` (the path under the destination's untemplated folder), ``endpoint``, ``params``, ``items``,
+    ``pages``. Without ``outlets``, the operator declares one: an ``Asset`` for the destination's folder, when
+    that part of the destination is not templated.
 
     :param endpoint: the endpoint, e.g. ``matches/day/basic`` (templated).
     :param api_params: its parameters by the vendor's names, e.g. ``{"d": "{{ ds_nodash }}"}`` (templated);
@@ -214,7 +214,7 @@ class SfiToObjectStorageOperator(BaseOperator):
                 envelope = hook.get(endpoint.name, **query, **({"p": page} if endpoint.paginated else {}))
                 following = next_page(endpoint, page, envelope)
             except SfiRateLimitError as exc:
-                return self._refused(exc, hook, progress)
+                return self._refused(exc, progress)
             except SfiAuthError as exc:
                 if exc.code == 4:
                     problem = (
@@ -253,7 +253,7 @@ class SfiToObjectStorageOperator(BaseOperator):
                 )
                 return max(rate.reset_at, pendulum.now("UTC")) + RESET_GRACE
 
-    def _refused(self, exc: SfiRateLimitError, hook: SfiHook, progress: _Progress) -> pendulum.DateTime:
+    def _refused(self, exc: SfiRateLimitError, progress: _Progress) -> pendulum.DateTime:
         """A 429 (the hook sleeps out only short ones): when to ask again; fail after :data:`MAX_REFUSALS`."""
         progress.refused += 1
         if progress.refused > MAX_REFUSALS:

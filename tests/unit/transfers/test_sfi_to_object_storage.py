@@ -350,7 +350,7 @@ def test_429s_that_go_on_after_the_resets_fail(start: Callable[..., SandboxServe
 
 def test_a_429_that_says_nothing_of_when_waits_a_minute() -> None:
     op = operator("file:///data/m.jsonl")
-    moment = op._refused(SfiRateLimitError("429"), None, module._Progress())  # type: ignore[arg-type]
+    moment = op._refused(SfiRateLimitError("429"), module._Progress())
     assert 60.5 < (moment - pendulum.now("UTC")).total_seconds() <= 61
 
 
