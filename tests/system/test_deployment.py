@@ -5,6 +5,7 @@ server as separate processes, against the sandbox API on loopback. Run by `make 
 
 from __future__ import annotations
 
+import datetime
 import json
 import socket
 import time
@@ -24,6 +25,8 @@ EXAMPLE_DAGS = len(list((REPO / "example_dags").glob("sfi_*.py")))
 TTL = 20
 MARGIN = 8
 LIFETIMES = 3  # per ws/renew mode
+YESTERDAY = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime("%Y%m%d")
+LANDED_MATCHES = 60  # three scripted and the rest generated: three pages of 25 on PRO
 SECRET_REFUSED = "refused-secret-key-1"
 SECRET_BAD = "bad-secret-key-2"
 
@@ -41,9 +44,11 @@ def connection(**fields: Any) -> str:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Any:
     home: Path = tmp_path_factory.mktemp("deployment") / "airflow"
-    with SandboxServer(ttl=TTL) as api:
+    # The daily landing's day: the one that just ended, with enough matches for several pages.
+    with SandboxServer(ttl=TTL, match_day=YESTERDAY, extra_matches=LANDED_MATCHES - 3) as api:
         env = {
             "SFI_RENEW_MARGIN_SECONDS": str(MARGIN),
+            "SFI_LANDING_URL": f"file://{home.parent / 'landing'}",
             "AIRFLOW_CONN_SFI_DEFAULT": api.connection("sandbox-key-pro"),
             "AIRFLOW_CONN_SFI_RAPIDAPI": api.connection("sandbox-key-ultra", "rapidapi"),
             "AIRFLOW_CONN_SFI_BADKEY": api.connection(SECRET_BAD),
@@ -220,3 +225,28 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
         assert secret not in rendered and secret not in trigger_kwargs
     print(f"\nRotation (TTL {TTL} s, margin {MARGIN} s): {figures}")
     print(f"{len(files)} log files, the trigger kwargs and the rendered fields searched for {len(secrets)} secrets")
+
+
+def test_the_daily_landing_runs_on_schedule_and_lands_the_day_once(deployment: Any) -> None:
+    airflow, api = deployment
+    airflow.cli("dags", "unpause", "sfi_daily_matches")  # catchup is off: the day that just ended runs
+    airflow.wait_for(
+        "the daily landing to succeed",
+        lambda: airflow.query(
+            "SELECT state FROM dag_run WHERE dag_id = 'sfi_daily_matches' AND state IN ('success', 'failed')"
+        ),
+        timeout=180,
+    )
+    (state,) = airflow.query("SELECT state FROM dag_run WHERE dag_id = 'sfi_daily_matches'")[0]
+    assert state == "success"
+    landed = airflow.home.parent / "landing" / "matches_day" / f"{YESTERDAY}.jsonl"
+    matches = [json.loads(line) for line in landed.read_text().splitlines()]
+    assert len(matches) == len({m["id"] for m in matches}) == LANDED_MATCHES
+    assert len(api.calls("matches/day/basic")) == 3  # one call per page
+    events = airflow.query(
+        "SELECT ae.extra FROM asset_event ae JOIN asset a ON a.id = ae.asset_id WHERE a.name = ?", "sfi_daily_matches"
+    )
+    assert len(events) == 1 and str(landed) in events[0][0]
+    for path in airflow.log_files():
+        text = path.read_text(errors="replace")
+        assert "sandbox-key-pro" not in text, path
