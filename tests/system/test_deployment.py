@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_sfi.sandbox import GapWatcher, SandboxServer
-from tests.helpers import REPO
+from tests.helpers import REPO, when_subscribed
 from tests.system.deployment import Deployment
 
 pytestmark = pytest.mark.deployment
@@ -60,6 +60,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Any:
             yield airflow, api
 
 
+def parsed(airflow: Deployment) -> None:
+    airflow.wait_for(
+        "the DAG processor to parse the example DAGs",
+        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == EXAMPLE_DAGS,
+        timeout=120,
+    )
+
+
 def task_states(airflow: Deployment, dag_id: str, run_id: str) -> dict[str, str]:
     rows = airflow.query("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
     return dict(rows)
@@ -79,11 +87,7 @@ def events(airflow: Deployment, run_id: str, task_id: str) -> list[str]:
 
 def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
     airflow, api = deployment
-    airflow.wait_for(
-        "the DAG processor to parse the example DAGs",
-        lambda: len(airflow.query("SELECT dag_id FROM dag WHERE dag_id LIKE 'sfi_%'")) == EXAMPLE_DAGS,
-        timeout=120,
-    )
+    parsed(airflow)
     # SQLite reuses the ids of deleted rows: key the triggers seen by id and creation time.
     triggers_seen: dict[tuple[int, str], tuple[str, Any, Any]] = {}
 
@@ -229,6 +233,7 @@ def test_rotation_runs_unattended_and_nothing_leaks(deployment: Any) -> None:
 
 def test_the_daily_landing_runs_on_schedule_and_lands_the_day_once(deployment: Any) -> None:
     airflow, api = deployment
+    parsed(airflow)
     airflow.cli("dags", "unpause", "sfi_daily_matches")  # catchup is off: the day that just ended runs
     airflow.wait_for(
         "the daily landing to succeed",
@@ -250,3 +255,26 @@ def test_the_daily_landing_runs_on_schedule_and_lands_the_day_once(deployment: A
     for path in airflow.log_files():
         text = path.read_text(errors="replace")
         assert "sandbox-key-pro" not in text, path
+
+
+def test_the_match_pipeline_lands_the_final_record_after_full_time(deployment: Any) -> None:
+    from airflow_sfi.sandbox import default_matches
+
+    airflow, api = deployment
+    match = default_matches()[0]  # the DAG's default match_id
+    when_subscribed(api, f"MAIN:match:{match.match_id}", lambda: api.play([match], minute_seconds=0.01), 180)
+    parsed(airflow)
+    airflow.cli("dags", "unpause", "sfi_match_pipeline")
+    airflow.cli("dags", "trigger", "sfi_match_pipeline", "--run-id", "pipeline")
+    airflow.wait_for(
+        "the match pipeline to end",
+        lambda: airflow.query("SELECT state FROM dag_run WHERE run_id = 'pipeline' AND state IN ('success', 'failed')"),
+        timeout=240,
+    )
+    assert set(task_states(airflow, "sfi_match_pipeline", "pipeline").values()) == {"success"}
+    landed = json.loads((airflow.home.parent / "landing" / "matches" / f"{match.match_id}.json").read_text())
+    assert (landed["id"], landed["status"]) == (match.match_id, "ENDED")
+    assert [e["team"] for e in landed["events"] if e["type"] == "goal"] == ["A", "B", "A", "A", "B"]
+    for path in airflow.log_files():
+        text = path.read_text(errors="replace")
+        assert "sandbox-key-pro" not in text and not any(token in text for token in api.issued_tokens), path
