@@ -176,3 +176,19 @@ def run_dag(dag: Any) -> tuple[Any, dict[str, Any], dict[str, list[str]]]:
         ):
             events.setdefault(task_id, []).append(event)
     return run, tis, events
+
+
+def fail_request(api: Any, number: int, kind: str = "malformed") -> None:
+    """Make the ``number``-th request from now fail with ``kind`` (the sandbox's fault injection)."""
+    sandbox = api.sandbox
+    original = sandbox.next_fault
+    seen = 0
+
+    def next_fault() -> Any:
+        nonlocal seen
+        seen += 1
+        if seen == number:
+            sandbox.inject(kind)
+        return original()
+
+    sandbox.next_fault = next_fault  # type: ignore[method-assign]

@@ -18,6 +18,15 @@ class SfiBaseSensor(BaseSensorOperator):
     or ``never_fail``, failed otherwise. Airflow 3.0 raises the timeout past both flags.
     """
 
+    def skip_if_never_fail(self, exc: Exception) -> None:
+        """
+        Skip on an error met before deferring, as the base class treats one raised in ``poke``.
+
+        :param exc: the error.
+        """
+        if self.never_fail:
+            raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from None
+
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         try:
             return super().resume_execution(next_method, next_kwargs, context)

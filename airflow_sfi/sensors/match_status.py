@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSkipException, PokeReturnValue
+from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sfi import defaults
 from airflow_sfi.arguments import checked_match_id, is_template, status_list
@@ -108,8 +108,7 @@ class SfiMatchStatusSensor(SfiBaseSensor):
         try:
             trigger = self.trigger()
         except SfiConfigError as exc:
-            if self.never_fail:  # as the base class treats an error in poke
-                raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from None
+            self.skip_if_never_fail(exc)
             raise
         self.log.info(
             "Waiting in the triggerer for match %s to be %s, polling every %g s",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pendulum
-from airflow.providers.common.compat.sdk import AirflowSkipException, conf
+from airflow.providers.common.compat.sdk import conf
 
 from airflow_sfi import defaults
 from airflow_sfi.arguments import check_renew_margin, expiry_of, expiry_only, is_template
@@ -115,8 +115,7 @@ class SfiWsTokenExpirySensor(SfiBaseSensor):
             try:
                 refresh_at = self.refresh_at()
             except SfiConfigError as exc:
-                if self.never_fail:  # as the base class treats an error in poke
-                    raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from None
+                self.skip_if_never_fail(exc)
                 raise
             if refresh_due(refresh_at):
                 self.log.info("Refresh time %s has passed: done", refresh_at.isoformat())

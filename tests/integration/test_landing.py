@@ -20,7 +20,7 @@ import pytest
 
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.version_compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_2_PLUS
-from tests.helpers import REPO
+from tests.helpers import REPO, fail_request
 
 DAGS = REPO / "example_dags"
 DAY = "20250301"
@@ -57,22 +57,6 @@ def land(landing: str, *, retries: int | None = None) -> tuple[Any, Any]:
     run = dag.test(logical_date=LOGICAL_DATE, run_conf={"landing": landing})
     (ti,) = run.get_task_instances()
     return run, ti
-
-
-def fail_request(api: SandboxServer, number: int, kind: str = "malformed") -> None:
-    """Make the ``number``-th request from now fail with ``kind`` (the sandbox's fault injection)."""
-    sandbox = api.sandbox
-    original = sandbox.next_fault
-    seen = 0
-
-    def next_fault() -> Any:
-        nonlocal seen
-        seen += 1
-        if seen == number:
-            sandbox.inject(kind)
-        return original()
-
-    sandbox.next_fault = next_fault  # type: ignore[method-assign]
 
 
 def files(root: Path) -> dict[str, bytes]:

@@ -19,7 +19,7 @@ from airflow_sfi.exceptions import SfiConfigError, SfiError, SfiRateLimitError, 
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.transfers import sfi_to_object_storage as module
 from airflow_sfi.transfers.sfi_to_object_storage import SfiToObjectStorageOperator
-from tests.helpers import FixedClock
+from tests.helpers import FixedClock, fail_request
 
 DAY = "20250301"
 NOW = float(calendar.timegm((2025, 3, 2, 12, 0, 0)))  # the day after DAY: its matches have all ended
@@ -86,22 +86,6 @@ def land(
             deferrals.append(deferred)
             assert clock is not None, "the task deferred"
             clock.now += (deferred.trigger.moment - pendulum.now("UTC")).total_seconds()
-
-
-def fail_request(api: SandboxServer, number: int, kind: str = "malformed") -> None:
-    """Make the ``number``-th request from now fail with ``kind``."""
-    sandbox = api.sandbox
-    original = sandbox.next_fault
-    seen = 0
-
-    def next_fault() -> Any:
-        nonlocal seen
-        seen += 1
-        if seen == number:
-            sandbox.inject(kind)
-        return original()
-
-    sandbox.next_fault = next_fault  # type: ignore[method-assign]
 
 
 class Log:
