@@ -9,6 +9,7 @@ import pendulum
 import pytest
 
 from airflow_sfi.token_store import published
+from airflow_sfi.version_compat import AIRFLOW_V_3_1_PLUS
 from tests.helpers import token_item
 
 KEY = "sfi_ws_token"
@@ -21,7 +22,7 @@ def stored(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
 def test_a_stored_token_is_read_back_and_masked_without_any_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from airflow.sdk.log import redact
+    from airflow.providers.common.compat.sdk import redact
 
     try:
         from airflow.sdk._shared.secrets_masker import SecretsMasker
@@ -47,5 +48,8 @@ def test_anything_else_is_no_token(
     assert "does not hold a token" in caplog.text and value not in caplog.text
 
 
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS, reason="Airflow 3.0 looks a missing Variable up through a task's supervisor"
+)
 def test_no_variable_is_no_token() -> None:
     assert published("sfi_no_such_token") is None
