@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import statistics
 import subprocess
@@ -53,18 +54,16 @@ def suite(tree: Path, *args: str) -> dict:
     slowest = re.findall(r"^(\d+\.\d+)s (call|setup|teardown)\s+(\S+)", done.stdout, re.M)
     summary = done.stdout.strip().splitlines()[-1]
     reported = re.search(r" in (\d+\.\d+)s", summary)
-    seed = re.search(r"randomly-seed=(\d+)", done.stdout)
     return {
         "seconds": time.monotonic() - started,
         "pytest_seconds": float(reported.group(1)) if reported else None,
         "summary": summary,
         "passed": done.returncode == 0,
-        "seed": int(seed.group(1)) if seed else None,
         "slowest": [(float(s), phase, test) for s, phase, test in slowest],
     }
 
 
-def suites(rounds: int = 3) -> dict:
+def suites(rounds: int = int(os.environ.get("SFI_BENCH_SUITE_ROUNDS", "3"))) -> dict:
     """
     ``make test``'s pytest and the baseline's, interleaved ``rounds`` times (the median of each), then the unit
     suite :data:`RANDOM_RUNS` times in random order.
@@ -84,11 +83,15 @@ def suites(rounds: int = 3) -> dict:
         result[name]["median_pytest_seconds"] = statistics.median(r["pytest_seconds"] or r["seconds"] for r in done)
     result["baseline"]["ref"] = SUITE_BASELINE
     result["rounds"] = rounds
-    result["random_order"] = [
-        {key: run[key] for key in ("seed", "passed", "summary")}
-        for run in (suite(REPO, "-p", "randomly", "tests/unit") for _ in range(RANDOM_RUNS))
-    ]
+    result["random_order"] = random_order()
     return result
+
+
+def random_order() -> list[dict]:
+    """The unit suite :data:`RANDOM_RUNS` times, each in the order of a seed drawn here (and recorded)."""
+    seeds = [random.randrange(2**32) for _ in range(RANDOM_RUNS)]
+    runs = [(seed, suite(REPO, "-p", "randomly", f"--randomly-seed={seed}", "tests/unit")) for seed in seeds]
+    return [{"seed": seed, "passed": run["passed"], "summary": run["summary"]} for seed, run in runs]
 
 
 def verdict(value: float, target: float, *, at_most: bool = True) -> str:
@@ -708,7 +711,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["calls", "suite", "feed", "production", "landing", "versus_http"],
+        choices=["calls", "suite", "random_order", "feed", "production", "landing", "versus_http"],
         help="measure one section again and merge it into docs/benchmarks.json, keeping the others' figures",
     )
     parser.add_argument("--render", action="store_true", help="only write docs/benchmarks.md from the JSON")
@@ -727,7 +730,10 @@ def main(argv: list[str] | None = None) -> None:
             "landing": landing,
             "versus_http": versus_http,
         }
-        data[args.only] = measure[args.only]()
+        if args.only == "random_order":  # part of section 5
+            data["suite"]["random_order"] = random_order()
+        else:
+            data[args.only] = measure[args.only]()
         write(data)
         return
     data = {
