@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 STAGING = ".sfi-staging"
 """The hidden folder, next to the destination, that holds a job's pages until they are published."""
-RESET_GRACE = datetime.timedelta(seconds=1)
-"""Resume this long after the rate limit's reset, so the new window has surely begun on the API's side."""
 UNKNOWN_RESET_WAIT = datetime.timedelta(seconds=60)
 """The wait after a 429 that says neither ``Retry-After`` nor when the window resets (RapidAPI's window)."""
 MAX_REFUSALS = 3
@@ -88,6 +86,8 @@ class SfiToObjectStorageOperator(BaseOperator):
     template_fields: Sequence[str] = ("endpoint", "api_params", "destination", "dest_conn_id", "sfi_conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"api_params": "json"}
     ui_color = "#e8f4ea"
+    reset_grace: ClassVar[datetime.timedelta] = datetime.timedelta(seconds=1)
+    """Resume this long after the rate limit's reset, so the new window has surely begun on the API's side."""
 
     def __init__(
         self,
@@ -251,7 +251,7 @@ class SfiToObjectStorageOperator(BaseOperator):
                     progress.pages or "?",
                     rate.reset_at.isoformat(),
                 )
-                return max(rate.reset_at, pendulum.now("UTC")) + RESET_GRACE
+                return max(rate.reset_at, pendulum.now("UTC")) + self.reset_grace
 
     def _refused(self, exc: SfiRateLimitError, progress: _Progress) -> pendulum.DateTime:
         """A 429 (the hook sleeps out only short ones): when to ask again; fail after :data:`MAX_REFUSALS`."""
@@ -272,7 +272,7 @@ class SfiToObjectStorageOperator(BaseOperator):
         if reset is None or reset <= now:
             reset = now + UNKNOWN_RESET_WAIT
         self.log.warning("%s: page %d waits until %s", exc, progress.page, reset.isoformat())
-        return pendulum.instance(reset) + RESET_GRACE
+        return pendulum.instance(reset) + self.reset_grace
 
     def _wait(self, moment: pendulum.DateTime, progress: _Progress) -> None:
         """Defer until ``moment``: the triggerer waits, no worker does; the task resumes at ``progress.page``."""

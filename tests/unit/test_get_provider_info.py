@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.version_compat import AIRFLOW_V_3_2_PLUS
-
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
-
-
-def airflow_cli(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        [AIRFLOW, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def test_provider_info_is_found_through_the_entry_point() -> None:
@@ -106,11 +94,17 @@ def test_the_form_hides_what_the_base_url_covers() -> None:
     assert parsed().base_url == "https://api.soccerfootball.info"
 
 
-def test_connections_test_command(sfi_sandbox: SandboxServer) -> None:
-    """The one CLI round trip kept: Airflow finds the hook for conn_type 'sfi' and calls test_connection."""
-    env = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "AIRFLOW_CONN_SFI_DEFAULT": sfi_sandbox.connection()}
-    out = airflow_cli("connections", "test", "sfi_default", env=env)
-    assert "Connection success!" in out
+def test_connections_test_command(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`airflow connections test`, parsed and run as the CLI does: Airflow finds the hook for conn_type 'sfi'."""
+    from airflow.cli import cli_parser
+
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    monkeypatch.setenv("AIRFLOW_CONN_SFI_DEFAULT", sfi_sandbox.connection())
+    args = cli_parser.get_parser().parse_args(["connections", "test", "sfi_default"])
+    args.func(args)
+    assert "Connection success!" in capsys.readouterr().out
     assert len(sfi_sandbox.calls("ws/new")) == 1
 
 
