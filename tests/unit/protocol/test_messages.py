@@ -1,22 +1,31 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_sfi.exceptions import SfiSubscriptionError
+from airflow_sfi.protocol import messages
 from airflow_sfi.protocol.messages import (
+    Counts,
     Deduplicator,
     FeedEvent,
     Frame,
+    KeyParts,
     MalformedFrameError,
     Subscription,
     check_plan,
+    event_minute,
+    is_identity_key,
     match_events,
+    minute_parts,
     parse_frame,
+    parse_key,
 )
 
 MATCH = "0123456789abcdef"
@@ -187,17 +196,120 @@ def test_malformed_frames_say_why_without_quoting_them(frame: str | bytes, why: 
 )
 def test_parse_frame_raises_nothing_but_malformed(frame: str | bytes) -> None:
     with contextlib.suppress(MalformedFrameError):
-        parse_frame(frame)
+        parsed = parse_frame(frame)
+        if isinstance(parsed, FeedEvent):  # and every event it reads has a key that reads back
+            parts = parse_key(parsed.key)
+            assert parts is not None and parts.identity == parsed.identity == is_identity_key(parsed.key)
 
 
-def test_the_dedupe_key_follows_content_and_time() -> None:
+def test_a_fallback_key_follows_content_and_time() -> None:
     assert event(1).key == event(1).key
     assert event(1).key != event(2).key
     assert event(1, minute=1).key != event(1, minute=2).key
+    assert event(7).key.startswith(f"MAIN:{MATCH}:goal:7:")
     payload = event(7).to_payload()
     assert json.loads(json.dumps(payload)) == payload
     assert payload["key"] == event(7).key
-    assert set(payload) == {"key", "channel", "type", "match_id", "league_id", "ts", "data"}
+    assert set(payload) == {"key", "channel", "type", "match_id", "league_id", "ts", "data", "backfilled"}
+    assert payload["backfilled"] is False
+    assert FeedEvent("MAIN", "halftime", MATCH, LEAGUE, 1, {}, backfilled=True).to_payload()["backfilled"] is True
+
+
+def test_a_goal_with_minute_team_and_score_has_an_identity_key_whatever_its_ts() -> None:
+    first = parse_frame(json.dumps(goal(ts=1)))
+    again = parse_frame(json.dumps(goal(ts=2, data={"score": [1, 0], "team": "home", "minute": 23, "x": 1})))
+    assert isinstance(first, FeedEvent) and isinstance(again, FeedEvent)
+    assert first.key == again.key == f"MAIN:{MATCH}:goal:A:23:1-0"
+    assert first.identity and first.slot == (MATCH, "goal")
+    away = FeedEvent("MAIN", "goal", MATCH, LEAGUE, 1, {"minute": "45+2", "team": "away", "score": [0, 1]})
+    assert away.key == f"MAIN:{MATCH}:goal:B:47:0-1"
+    assert FeedEvent("MAIN", "goal", MATCH, LEAGUE, 1, {"minute": 71.0, "team": "B", "score": (2, 3)}).key == (
+        f"MAIN:{MATCH}:goal:B:71:2-3"
+    )
+
+
+def test_a_burst_of_goals_at_one_minute_keeps_distinct_keys() -> None:
+    scores = [[1, 0], [2, 0], [2, 1]]
+    teams = ["home", "home", "away"]
+    burst = [
+        FeedEvent("MAIN", "goal", MATCH, LEAGUE, 5, {"minute": 71, "team": team, "score": score})
+        for team, score in zip(teams, scores, strict=True)
+    ]
+    assert [e.key for e in burst] == [
+        f"MAIN:{MATCH}:goal:A:71:1-0",
+        f"MAIN:{MATCH}:goal:A:71:2-0",
+        f"MAIN:{MATCH}:goal:B:71:2-1",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["match_start", "halftime", "second_half_start", "match_end"])
+def test_a_match_phase_is_keyed_by_match_and_type_alone(kind: str) -> None:
+    keys = {FeedEvent("MAIN", kind, MATCH, LEAGUE, ts, {"minute": ts}).key for ts in (1, 2)}
+    assert keys == {f"MAIN:{MATCH}:{kind}"}
+    assert is_identity_key(f"MAIN:{MATCH}:{kind}")
+
+
+@pytest.mark.parametrize(
+    ("channel", "kind", "data"),
+    [
+        ("MAIN", "goal", {"minute": 23, "score": [1, 0]}),  # no team
+        ("MAIN", "goal", {"minute": 23, "team": "left", "score": [1, 0]}),
+        ("MAIN", "goal", {"minute": 23, "team": "home"}),  # no score
+        ("MAIN", "goal", {"minute": 23, "team": "home", "score": [1, True]}),
+        ("MAIN", "goal", {"minute": 23, "team": "home", "score": [1, 0, 0]}),
+        ("MAIN", "goal", {"minute": 23.5, "team": "home", "score": [1, 0]}),
+        ("MAIN", "goal", {"minute": True, "team": "home", "score": [1, 0]}),
+        ("MAIN", "goal", {"minute": "soon", "team": ["home"], "score": [1, 0]}),
+        ("MAIN_REALTIME", "goal", {"minute": 23, "team": "home", "score": [1, 0]}),
+        ("MAIN_REALTIME", "halftime", {}),
+        ("STATS", "stats_update", {"minute": 15}),
+        ("ODDS", "odds_update", {"minute": 30, "home": 2.1}),
+    ],
+)
+def test_other_events_fall_back_to_a_readable_hashed_key(channel: str, kind: str, data: dict[str, object]) -> None:
+    event = FeedEvent(channel, kind, MATCH, LEAGUE, 1_700_000_000_000, data)
+    prefix, _, digest = event.key.rpartition(":")
+    assert prefix == f"{channel}:{MATCH}:{kind}:1700000000000"
+    assert len(digest) == 12 and int(digest, 16) >= 0
+    assert not event.identity and not is_identity_key(event.key)
+    assert parse_key(event.key) == KeyParts(channel, MATCH, kind, False)
+    assert FeedEvent(channel, kind, MATCH, LEAGUE, 1_700_000_000_000, {**data, "extra": 1}).key != event.key
+
+
+def test_keys_read_back_and_older_hashed_keys_do_not() -> None:
+    assert parse_key(f"MAIN:{MATCH}:goal:A:23:1-0") == KeyParts("MAIN", MATCH, "goal", True)
+    assert parse_key("MAIN:rt:id:with:colons:match_end") == KeyParts("MAIN", "rt:id:with:colons", "match_end", True)
+    for other in ("0123456789abcdef01234567", "", "k1", "MAIN:m:goal:A:23", "MAIN::halftime"):
+        assert parse_key(other) is None and not is_identity_key(other)
+
+
+@pytest.mark.parametrize(
+    ("value", "parts"),
+    [(71, (71, 0)), ("71", (71, 0)), ("45+2", (45, 2)), (" 90 + 3' ", (90, 3)), ("120+1", (120, 1)), (0.0, (0, 0))],
+)
+def test_minutes_read_with_added_time(value: object, parts: tuple[int, int]) -> None:
+    assert minute_parts(value) == parts
+    assert event_minute(value) == sum(parts)
+
+
+@pytest.mark.parametrize("value", [None, True, -1, 1.5, "", "HT", "45+", "+2", "4500", [71], float("nan")])
+def test_unreadable_minutes_are_none(value: object) -> None:
+    assert minute_parts(value) is None and event_minute(value) is None
+
+
+def test_the_key_is_computed_once_per_event() -> None:
+    identity = FeedEvent("MAIN", "goal", MATCH, LEAGUE, 1, {"minute": 23, "team": "home", "score": [1, 0]})
+    fallback = FeedEvent("STATS", "stats_update", MATCH, LEAGUE, 1, {"minute": 15})
+    with (
+        mock.patch.object(messages, "event_minute", wraps=messages.event_minute) as minute,
+        mock.patch.object(messages.hashlib, "sha256", wraps=messages.hashlib.sha256) as sha256,
+    ):
+        for _ in range(5):
+            assert identity.key and identity.identity and fallback.key and not fallback.identity
+    assert (minute.call_count, sha256.call_count) == (1, 1)
+    # Cached beside the fields: equality, copies and replace() ignore it.
+    assert identity == FeedEvent("MAIN", "goal", MATCH, LEAGUE, 1, {"minute": 23, "team": "home", "score": [1, 0]})
+    assert dataclasses.replace(fallback, ts=2).key != fallback.key
 
 
 def test_deduplicator_drops_repeats_and_stays_bounded() -> None:
@@ -222,6 +334,76 @@ def test_deduplicator_state_survives_a_restart() -> None:
     assert (after.watermark, after.floor, len(after)) == (10, 6, 4)
     # A server that replays the last events after the restart: the ones already fired are dropped.
     assert [after.first_time(event(ts)) for ts in (5, 7, 10, 11)] == [False, False, False, True]
+
+
+def main_goal(match_id: str, minute: int, team: str, score: list[int], ts: int = 1) -> FeedEvent:
+    return FeedEvent("MAIN", "goal", match_id, LEAGUE, ts, {"minute": minute, "team": team, "score": score})
+
+
+def test_deduplicator_counts_main_events_by_match_type_and_kind_of_key() -> None:
+    dedupe = Deduplicator()
+    other = "aaaaaaaaaaaaaaaa"
+    events = [
+        FeedEvent("MAIN", "match_start", MATCH, LEAGUE, 1, {"minute": 0}),
+        main_goal(MATCH, 12, "home", [1, 0], ts=2),
+        FeedEvent("MAIN", "goal", MATCH, LEAGUE, 3, {"minute": 30}),  # lacking team and score
+        main_goal(MATCH, 12, "home", [1, 0], ts=4),  # a repeat: not counted twice
+        FeedEvent("MAIN_REALTIME", "goal", "rt-1", LEAGUE, 5, {"minute": 30}),
+        FeedEvent("STATS", "stats_update", other, LEAGUE, 6, {"minute": 15}),
+    ]
+    assert [dedupe.first_time(e) for e in events] == [True, True, True, False, True, True]
+    assert dedupe.count(MATCH, "goal") == Counts(identity=1, fallback=1)
+    assert dedupe.count(MATCH, "match_start") == (1, 0)
+    assert dedupe.count("rt-1", "goal") == dedupe.count(other, "stats_update") == (0, 0)  # MAIN only
+    assert dedupe.count(MATCH, "halftime") == (0, 0)
+    assert dedupe.matches() == {MATCH, "rt-1", other}
+    assert dedupe.matches("MAIN") == {MATCH}
+    assert dedupe.seen(events[1].key) and dedupe.seen(events[2].key)
+    assert not dedupe.seen(main_goal(MATCH, 40, "away", [1, 1]).key)
+    assert len(dedupe) == 5  # seen() recorded nothing
+
+
+def test_deduplicator_forgets_counts_with_the_keys() -> None:
+    dedupe = Deduplicator(capacity=2)
+    for ts, score in enumerate(([1, 0], [2, 0], [3, 0]), 1):
+        dedupe.first_time(main_goal(MATCH, 10 * ts, "home", score, ts=ts))
+    assert dedupe.count(MATCH, "goal") == (2, 0)
+    dedupe.first_time(FeedEvent("STATS", "stats_update", "bbbbbbbbbbbbbbbb", LEAGUE, 9, {}))
+    dedupe.first_time(FeedEvent("STATS", "stats_update", "bbbbbbbbbbbbbbbb", LEAGUE, 10, {}))
+    assert dedupe.count(MATCH, "goal") == (0, 0) and dedupe.matches() == {"bbbbbbbbbbbbbbbb"}
+
+
+def test_deduplicator_state_keeps_counts_and_matches() -> None:
+    before = Deduplicator()
+    before.first_time(FeedEvent("MAIN", "match_start", MATCH, LEAGUE, 1, {"minute": 0}))
+    before.first_time(main_goal(MATCH, 12, "home", [1, 0], ts=2))
+    before.first_time(FeedEvent("MAIN", "goal", MATCH, LEAGUE, 3, {"minute": 30}))
+    before.first_time(main_goal("cccccccccccccccc", 5, "away", [0, 1], ts=4))
+    before.first_time(FeedEvent("ODDS", "odds_update", "dddddddddddddddd", LEAGUE, 5, {"home": 2.0}))
+    state = json.loads(json.dumps(before.to_state(keys=4)))
+    after = Deduplicator.from_state(state)
+    assert (after.watermark, after.floor, len(after)) == (5, 1, 4)
+    assert after.count(MATCH, "goal") == (1, 1) and after.count("cccccccccccccccc", "goal") == (1, 0)
+    assert after.count(MATCH, "match_start") == (0, 0)  # not kept: seen through the floor
+    assert after.matches() == {MATCH, "cccccccccccccccc", "dddddddddddddddd"}
+    assert after.matches("MAIN") == {MATCH, "cccccccccccccccc"}
+    # An older version's hashed keys are remembered, but count for no match.
+    legacy = Deduplicator.from_state({"keys": [["0123456789abcdef01234567", 7]], "watermark": 7, "floor": None})
+    assert legacy.seen("0123456789abcdef01234567") and legacy.matches() == set() and len(legacy) == 1
+
+
+def test_the_floor_never_drops_a_backfilled_event() -> None:
+    dedupe = Deduplicator(capacity=2)
+    for ts in range(1_000, 1_010):
+        dedupe.first_time(event(ts))
+    assert dedupe.floor == 1_007
+    halftime = FeedEvent("MAIN", "halftime", MATCH, LEAGUE, 1_005, {"minute": 45, "score": [0, 0]})
+    assert not dedupe.first_time(halftime)  # received: older than the floor, a replay
+    # Built from REST now, so newer than anything received; and exempt from the floor however the clocks differ.
+    assert dedupe.first_time(dataclasses.replace(halftime, ts=2_000, backfilled=True))
+    late = FeedEvent("MAIN", "match_end", MATCH, LEAGUE, 1_005, {"minute": 90}, backfilled=True)
+    assert dedupe.first_time(late)
+    assert not dedupe.first_time(late)  # but once only
 
 
 @pytest.mark.parametrize("state", [None, "x", {"keys": [["k"], [1, 2], ["k", "1"]], "watermark": "9"}, {"keys": 5}])
