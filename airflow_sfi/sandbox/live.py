@@ -33,6 +33,8 @@ EVENT_TYPES: Mapping[str, tuple[str, ...]] = {
 WS_FAULTS = ("drop", "close", "stall", "garbage")
 # The sandbox's choice (the vendor documents no close codes): a socket whose token ended is closed with this.
 EXPIRED_CLOSE = (4001, "token expired")
+# A handshake over the token's max_connections is accepted, sent a CONNECTION_LIMIT error, then closed so.
+LIMIT_CLOSE = (4003, "connection limit")
 
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 # The vendor subscribes with its 16-hex ids, but says its MAIN_REALTIME ids differ: any safe id subscribes.
@@ -257,8 +259,9 @@ class WsConnectionRecord:
     Its repr (and every field) shows only a fingerprint of the token.
 
     :param opened_at: when the handshake came in.
-    :param refused: the HTTP status it was refused with, or None.
-    :param closed_at: when it closed (for a refused one, when it was refused); None while open.
+    :param refused: the HTTP status it was refused with; 4003 (:data:`LIMIT_CLOSE`) for one accepted over
+        the token's ``max_connections``, then sent a ``CONNECTION_LIMIT`` error and closed; None when admitted.
+    :param closed_at: when it closed (for an HTTP refusal, when it was refused); None while open.
     :param close_code: the close code sent by whichever side closed first; 1006 with no close frame.
     :param token_fingerprint: the token's first 4 characters and "…" ("…" for a short one, "" for none).
     :param subscriptions: topic keys held at close, or now.
@@ -318,6 +321,8 @@ class Session:
         self.closing = False
         self.closed_at: float | None = None
         self.close_code: int | None = None
+        # LIMIT_CLOSE's code when it came in over max_connections: never open, never routed to.
+        self.refused: int | None = None
 
     def __repr__(self) -> str:
         return f"<Session {fingerprint(self.token)} topics={list(self.topics)}>"
@@ -325,7 +330,7 @@ class Session:
     def record(self) -> WsConnectionRecord:
         return WsConnectionRecord(
             self.opened_at,
-            None,
+            self.refused,
             self.closed_at,
             self.close_code,
             fingerprint(self.token),
@@ -358,6 +363,8 @@ class Feed:
         self.refusing: int | None = None
         self._attempts: list[Session | WsConnectionRecord] = []
         self._open: list[Session] = []
+        self._timeline: list[tuple[float, str, int]] = []  # (time, token, open sockets of it after)
+        self._errors: collections.Counter[str] = collections.Counter()
         self._emitted: list[EmittedEvent] = []
         self._history: dict[str, collections.deque[str]] = {}
         self._playbacks: list[Playback] = []
@@ -378,9 +385,11 @@ class Feed:
         """
         Admit a handshake (and log it), or raise :class:`HandshakeRefusedError`.
 
-        Refused, in this order: everything while :meth:`refuse` is set; a path other than ``/`` (404);
-        an unknown token, or one not valid now (401); one more connection than the token's
-        ``max_connections`` (429).
+        Refused with HTTP, in this order: everything while :meth:`refuse` is set; a path other than ``/``
+        (404); an unknown token, or one not valid now (401). One more connection than the token's
+        ``max_connections`` is accepted but refused on the socket: the session returned has ``refused``
+        4003, was sent a ``CONNECTION_LIMIT`` error and a close (4003 "connection limit"), and is never
+        open nor routed to.
         """
         now = self.sandbox.clock()
         valid = token is not None and self.sandbox.valid_at(token, now)
@@ -392,17 +401,29 @@ class Feed:
                 refusal = HandshakeRefusedError(404, "Not Found")
             elif token is None or limits is None:
                 refusal = HandshakeRefusedError(401, "Invalid or expired token")
-            elif sum(s.token == token for s in self._open) >= limits[1]:
-                refusal = HandshakeRefusedError(429, "Too many connections for this token")
             else:
                 session = Session(token, limits, send, close, now, client_port)
                 self._attempts.append(session)
-                self._open.append(session)
+                if (count := self._count(token)) >= limits[1]:
+                    self._refuse_over_limit(session, limits[1])
+                else:
+                    self._open.append(session)
+                    self._timeline.append((now, token, count + 1))
                 return session
             self._attempts.append(
                 WsConnectionRecord(now, refusal.status, now, None, fingerprint(token), (), client_port)
             )
         raise refusal
+
+    def _count(self, token: str) -> int:
+        return sum(s.token == token for s in self._open)
+
+    def _refuse_over_limit(self, session: Session, limit: int) -> None:
+        session.refused = LIMIT_CLOSE[0]
+        message = f"At most {limit} connection{'s' * (limit != 1)} per token"
+        self._errors["CONNECTION_LIMIT"] += 1
+        session.send(_text({"type": "error", "code": "CONNECTION_LIMIT", "message": message}))
+        self._close(session, *LIMIT_CLOSE)
 
     def closed(self, session: Session, code: int) -> None:
         """The connection is gone (``code`` as in :attr:`WsConnectionRecord.close_code`)."""
@@ -411,7 +432,9 @@ class Feed:
                 session.closed_at = self.sandbox.clock()
                 session.close_code = code
                 session.closing = True
-                self._open.remove(session)
+                if session.refused is None:
+                    self._open.remove(session)
+                    self._timeline.append((session.closed_at, session.token, self._count(session.token)))
 
     def close(self, session: Session, code: int, reason: str = "") -> None:
         """Close a connection from the server's side: nothing more is routed to it."""
@@ -451,6 +474,34 @@ class Feed:
         with self._lock:
             return [a if isinstance(a, WsConnectionRecord) else a.record() for a in self._attempts]
 
+    def limit_refusals(self) -> int:
+        """How many connections were refused for the token's ``max_connections`` (closed with 4003)."""
+        with self._lock:
+            return self._errors["CONNECTION_LIMIT"]
+
+    def errors_sent(self) -> dict[str, int]:
+        """How many error frames were sent, by code (``CONNECTION_LIMIT``, ``SUBSCRIPTION_LIMIT``...)."""
+        with self._lock:
+            return dict(self._errors)
+
+    def socket_timeline(self) -> list[tuple[float, str, int]]:
+        """
+        Every change of a token's open sockets (admitted, not yet :meth:`closed`), in order.
+
+        Each entry is (sandbox clock time, the token's :func:`fingerprint`, how many are open after it).
+        """
+        with self._lock:
+            return [(moment, fingerprint(token), count) for moment, token, count in self._timeline]
+
+    def max_sockets(self, token: str | None = None) -> int:
+        """
+        The most sockets open at once for one token; 0 when none was ever admitted.
+
+        :param token: that token; None for the most of any token.
+        """
+        with self._lock:
+            return max((count for _, t, count in self._timeline if token is None or t == token), default=0)
+
     # Commands
 
     def receive(self, session: Session, frame: str | bytes) -> None:
@@ -459,6 +510,8 @@ class Feed:
             command = json.loads(frame) if isinstance(frame, str) else None
         except ValueError:
             command = None
+        if session.refused is not None:
+            return  # its close is on its way: nothing is answered
         if not isinstance(command, dict):
             self._error(session, "INVALID_MESSAGE", "Messages are JSON objects with an action", {})
             return
@@ -499,7 +552,7 @@ class Feed:
             if key not in session.topics and len(session.topics) >= session.max_subscribe:
                 limit = session.max_subscribe
                 message = f"At most {limit} subscription{'s' * (limit != 1)} per connection"
-                session.send(_text(self._error_message("SUBSCRIPTION_LIMIT", message, command)))
+                self._send_error(session, "SUBSCRIPTION_LIMIT", message, command)
                 return
             session.topics[key] = (channel, scope, id_)
             session.send(_text(ack))
@@ -509,13 +562,13 @@ class Feed:
 
     def _error(self, session: Session, code: str, message: str, command: Mapping[str, Any]) -> None:
         with self._lock:
-            session.send(_text(self._error_message(code, message, command)))
+            self._send_error(session, code, message, command)
 
-    @staticmethod
-    def _error_message(code: str, message: str, command: Mapping[str, Any]) -> dict[str, Any]:
-        # What the client sent comes back, so it can tell which command failed.
+    def _send_error(self, session: Session, code: str, message: str, command: Mapping[str, Any]) -> None:
+        # Under the lock. What the client sent comes back, so it can tell which command failed.
         echo = {field: command.get(field) for field in ("channel", "scope", "id")}
-        return {"type": "error", "code": code, "message": message, **echo}
+        self._errors[code] += 1
+        session.send(_text({"type": "error", "code": code, "message": message, **echo}))
 
     # Events
 

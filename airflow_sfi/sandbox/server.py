@@ -220,6 +220,26 @@ class SandboxServer:
         """Every WebSocket handshake attempt, in order, with the connection's life."""
         return self.feed.connections()
 
+    def ws_limit_refusals(self) -> int:
+        """How many WebSocket connections were refused over ``max_connections``: see :meth:`Feed.limit_refusals`."""
+        return self.feed.limit_refusals()
+
+    def ws_errors_sent(self) -> dict[str, int]:
+        """How many WebSocket error frames were sent, by code: see :meth:`Feed.errors_sent`."""
+        return self.feed.errors_sent()
+
+    def ws_socket_timeline(self) -> list[tuple[float, str, int]]:
+        """Every change of a token's open sockets, (time, fingerprint, open after): see :meth:`Feed.socket_timeline`."""
+        return self.feed.socket_timeline()
+
+    def ws_max_sockets(self, token: str | None = None) -> int:
+        """
+        The most WebSocket connections open at once for one token: see :meth:`Feed.max_sockets`.
+
+        :param token: that token; None for the most of any token.
+        """
+        return self.feed.max_sockets(token)
+
     def _running_ws(self) -> WsServer:
         if self._ws is None:
             raise RuntimeError("the sandbox is not running")

@@ -3,6 +3,8 @@
 It runs its own asyncio loop in a background thread. The rules live in the feed; this module admits
 or refuses handshakes, passes frames to the feed, sends what the feed queues (one sending task per
 connection, so a stall holds that connection only), closes on the feed's word and injects faults.
+A connection over the token's ``max_connections`` is accepted like any other: the feed queued its
+``CONNECTION_LIMIT`` error and its close (4003), which are sent like any other frames.
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ class WsServer:
         self._peers[connection] = peer
         # Whatever ends the connection (even a failed handshake), the feed hears of it.
         connection.connection_lost_waiter.add_done_callback(lambda _: self._lost(peer))
-        self._log(peer.address, "open")
+        over = peer.session.refused
+        self._log(peer.address, "open" if over is None else f"over the connection limit, closing {over}")
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:

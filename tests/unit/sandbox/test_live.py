@@ -217,8 +217,13 @@ def test_admission_order_limits_and_records_without_a_socket() -> None:
     assert sandbox.token_limits("never-issued") is None
     first = Sink()
     session = feed.connect(pro, first.send, first.close, client_port=5000)
+    over = Sink()
+    refused_on_the_socket = feed.connect(pro, over.send, over.close)  # accepted, then told and closed
+    assert refused_on_the_socket.refused == 4003 and first.frames == first.closes == []
+    assert over.take() == [{"type": "error", "code": "CONNECTION_LIMIT", "message": "At most 1 connection per token"}]
+    assert over.closes == [(4003, "connection limit")]
     refusals = []
-    for attempt, path in [(pro, "/"), ("unknown-token-value", "/"), (pro, "/feed")]:
+    for attempt, path in [("unknown-token-value", "/"), (pro, "/feed")]:
         with pytest.raises(HandshakeRefusedError) as refused:
             feed.connect(attempt, first.send, first.close, path=path)
         refusals.append((refused.value.status, refused.value.text))
@@ -228,19 +233,19 @@ def test_admission_order_limits_and_records_without_a_socket() -> None:
     refusals.append((refused.value.status, refused.value.text))
     feed.refuse(None)
     assert refusals == [
-        (429, "Too many connections for this token"),
         (401, "Invalid or expired token"),
         (404, "Not Found"),
         (503, "Service Unavailable"),
     ]
     clock.now = T0 + 1
+    feed.closed(refused_on_the_socket, 4003)
     feed.closed(session, 1000)
     second = Sink()
     reopened = feed.connect(pro, second.send, second.close)
-    assert isinstance(reopened, Session) and pro not in repr(reopened)
+    assert isinstance(reopened, Session) and pro not in repr(reopened) and reopened.refused is None
     assert [(r.opened_at, r.refused, r.closed_at, r.close_code) for r in feed.connections()] == [
         (T0, None, T0 + 1, 1000),
-        (T0, 429, T0, None),
+        (T0, 4003, T0 + 1, 4003),
         (T0, 401, T0, None),
         (T0, 404, T0, None),
         (T0, 503, T0, None),
@@ -248,6 +253,90 @@ def test_admission_order_limits_and_records_without_a_socket() -> None:
     ]
     assert feed.connections()[0].client_port == 5000
     assert {r.token_fingerprint for r in feed.connections()} == {pro[:4] + "…", "unkn…"}
+    assert (feed.limit_refusals(), feed.errors_sent()) == (1, {"CONNECTION_LIMIT": 1})
+
+
+def test_over_max_connections_a_socket_is_refused_counted_and_never_open() -> None:
+    clock = FixedClock(T0)
+    sandbox = Sandbox(ttl=60, clock=clock)
+    feed = Feed(sandbox)
+    pro, ultra = token(sandbox), token(sandbox, "sandbox-key-ultra")
+    assert sandbox.token_limits(pro) == (("MAIN",), 2, 2)
+    assert (feed.limit_refusals(), feed.errors_sent(), feed.socket_timeline(), feed.max_sockets()) == (0, {}, [], 0)
+    sinks = [Sink() for _ in range(4)]
+    a = feed.connect(pro, sinks[0].send, sinks[0].close)
+    clock.now = T0 + 1
+    b = feed.connect(pro, sinks[1].send, sinks[1].close)
+    clock.now = T0 + 2
+    third = feed.connect(pro, sinks[2].send, sinks[2].close)
+    limit = {"type": "error", "code": "CONNECTION_LIMIT", "message": "At most 2 connections per token"}
+    assert (third.refused, sinks[2].take(), sinks[2].closes) == (4003, [limit], [(4003, "connection limit")])
+    assert feed.sessions() == [a, b] and feed.check_tokens() == 0
+    # Nothing is answered to it, nothing is routed to it.
+    for session in (a, third):
+        feed.receive(session, '{"action":"subscribe","channel":"MAIN","scope":"all"}')
+        feed.receive(session, '{"action":"ping"}')
+    feed.emit("MAIN", "goal", match_id=M1, league_id=L1)
+    assert sinks[2].frames == [] and [e.recipients for e in feed.emitted()] == [1]
+    assert [m["type"] for m in sinks[0].take()] == ["subscribed", "pong", "goal"]
+    clock.now = T0 + 3
+    feed.closed(third, 4003)
+    assert (feed.limit_refusals(), feed.errors_sent()) == (1, {"CONNECTION_LIMIT": 1})
+    clock.now = T0 + 4
+    feed.closed(a, 1000)
+    feed.closed(a, 1000)  # heard of twice, counted once
+    clock.now = T0 + 5
+    d = feed.connect(pro, sinks[3].send, sinks[3].close)  # closing one freed a slot
+    assert d.refused is None and sinks[3].frames == sinks[3].closes == []
+    clock.now = T0 + 6
+    e = feed.connect(ultra, Sink().send, Sink().close)
+    assert feed.sessions() == [b, d, e]
+    fp_pro, fp_ultra = pro[:4] + "…", ultra[:4] + "…"
+    assert feed.socket_timeline() == [
+        (T0, fp_pro, 1),
+        (T0 + 1, fp_pro, 2),
+        (T0 + 4, fp_pro, 1),
+        (T0 + 5, fp_pro, 2),
+        (T0 + 6, fp_ultra, 1),
+    ]
+    assert pro not in repr(feed.socket_timeline())
+    maxima = [feed.max_sockets(pro), feed.max_sockets(ultra), feed.max_sockets(), feed.max_sockets("other")]
+    assert maxima == [2, 1, 2, 0]
+    assert [r.refused for r in feed.connections()] == [None, None, 4003, None, None]
+    assert feed.connections()[2].subscriptions == ()
+
+
+def test_subscription_limit_is_counted_and_unsubscribe_frees_a_slot() -> None:
+    feed = Feed(Sandbox(ttl=60, clock=FixedClock(T0)))
+    sink = Sink()
+    session = feed.connect(token(feed.sandbox), sink.send, sink.close)  # PRO: 2 subscriptions
+    commands: list[dict[str, Any]] = [
+        {"action": "subscribe", "channel": "MAIN", "scope": "all"},
+        {"action": "subscribe", "channel": "MAIN", "scope": "match", "id": M1},
+        {"action": "subscribe", "channel": "MAIN", "scope": "league", "id": L1},
+        {"action": "unsubscribe", "channel": "MAIN", "scope": "match", "id": M1},
+        {"action": "subscribe", "channel": "MAIN", "scope": "league", "id": L1},
+        {"action": "subscribe", "channel": "MAIN", "scope": "match", "id": M2},
+        {"action": "unsubscribe", "channel": "MAIN", "scope": "all", "id": None},
+        {"action": "subscribe", "channel": "MAIN", "scope": "match", "id": M2},
+    ]
+    for command in commands:
+        feed.receive(session, json.dumps(command))
+    assert [(m["type"], m.get("topicKey") or m["code"]) for m in sink.take()] == [
+        ("subscribed", "MAIN:all"),
+        ("subscribed", f"MAIN:match:{M1}"),
+        ("error", "SUBSCRIPTION_LIMIT"),
+        ("unsubscribed", f"MAIN:match:{M1}"),
+        ("subscribed", f"MAIN:league:{L1}"),
+        ("error", "SUBSCRIPTION_LIMIT"),
+        ("unsubscribed", "MAIN:all"),
+        ("subscribed", f"MAIN:match:{M2}"),
+    ]
+    assert list(session.topics) == [f"MAIN:league:{L1}", f"MAIN:match:{M2}"]
+    feed.receive(session, '{"action":"subscribe","channel":"STATS","scope":"all"}')
+    feed.receive(session, "not json")
+    assert feed.errors_sent() == {"SUBSCRIPTION_LIMIT": 2, "CHANNEL_NOT_ALLOWED": 1, "INVALID_MESSAGE": 1}
+    assert feed.limit_refusals() == 0
 
 
 def test_check_tokens_closes_once_and_nothing_more_is_routed() -> None:

@@ -100,3 +100,18 @@ def test_server_refuses_bad_options_before_binding() -> None:
         SandboxServer(renew="sometimes")
     with pytest.raises(RuntimeError, match="not running"):
         _ = SandboxServer().port
+
+
+def test_ws_counters_are_the_feeds_and_start_empty() -> None:
+    api = SandboxServer(max_connections=1, clock=Clock())
+    counters = [api.ws_limit_refusals(), api.ws_errors_sent(), api.ws_socket_timeline(), api.ws_max_sockets()]
+    assert counters == [0, {}, [], 0]
+    pro = api.sandbox.answer("/v1/ws/new/", {"t": ["sandbox-key-pro"]}, {})[0]
+    assert pro is not None
+    token = json.loads(pro.body)["result"][0]["token"]
+    sent: list[str | bytes] = []
+    api.feed.connect(token, sent.append, lambda code, reason: None)
+    api.feed.connect(token, sent.append, lambda code, reason: None)
+    assert (api.ws_limit_refusals(), api.ws_errors_sent()) == (1, {"CONNECTION_LIMIT": 1})
+    assert api.ws_socket_timeline() == [(T0, token[:4] + "…", 1)]
+    assert (api.ws_max_sockets(), api.ws_max_sockets(token)) == (1, 1)

@@ -62,6 +62,17 @@ async def refusal(url: str) -> tuple[int, bytes]:
     return refused.value.response.status_code, bytes(refused.value.response.body or b"")
 
 
+async def over_limit(url: str) -> list[Any]:
+    """A connection over the token's limit: accepted, then [the frame it was sent, the close's (code, reason)]."""
+    async with connect(url, open_timeout=2) as ws:
+        return [await recv(ws), await closed(ws)]
+
+
+def limit_error(limit: int) -> dict[str, Any]:
+    message = f"At most {limit} connection{'s' * (limit != 1)} per token"
+    return {"type": "error", "code": "CONNECTION_LIMIT", "message": message}
+
+
 async def closed(ws: ClientConnection, timeout: float = 2) -> tuple[int | None, str | None]:
     """Wait for the server to close; (code, reason) of its close frame, (None, None) with none."""
     with pytest.raises(ConnectionClosed) as ended:
@@ -108,10 +119,10 @@ def test_handshake_refusals_and_the_token_url() -> None:
         assert api.ws_url == f"ws://127.0.0.1:{api.ws_url.rsplit(':', 1)[1]}" and api.ws_url.endswith("/")
         assert item["server"] == f"{api.ws_url}?token={token}" and item["max_connections"] == 1
 
-        async def scenario() -> list[tuple[int, bytes]]:
-            refused = [await refusal(api.ws_url), await refusal(f"{api.ws_url}?token=not-a-token-at-all")]
+        async def scenario() -> list[Any]:
+            refused: list[Any] = [await refusal(api.ws_url), await refusal(f"{api.ws_url}?token=not-a-token-at-all")]
             async with connect(item["server"]) as ws:
-                refused.append(await refusal(item["server"]))  # a second connection for a 1-connection token
+                refused.append(await over_limit(item["server"]))  # a second connection for a 1-connection token
                 assert await until_pong(ws) == []
             await eventually(lambda: api.ws_connections()[2].closed_at is not None)
             async with connect(item["server"]):
@@ -127,17 +138,18 @@ def test_handshake_refusals_and_the_token_url() -> None:
         assert run(scenario()) == [
             (401, b"Invalid or expired token"),
             (401, b"Invalid or expired token"),
-            (429, b"Too many connections for this token"),
+            [limit_error(1), (4003, "connection limit")],
             (404, b"Not Found"),
             (503, b"Service Unavailable"),
             (401, b"Invalid or expired token"),
         ]
+        wait_until(lambda: all(r.closed_at is not None for r in api.ws_connections()))
         records = api.ws_connections()
         assert [(r.refused, r.close_code, r.token_fingerprint) for r in records] == [
             (401, None, ""),
             (401, None, "not-…"),
             (None, 1000, token[:4] + "…"),
-            (429, None, token[:4] + "…"),
+            (4003, 4003, token[:4] + "…"),
             (None, 1000, token[:4] + "…"),
             (404, None, token[:4] + "…"),
             (503, None, token[:4] + "…"),
@@ -197,6 +209,96 @@ def test_acks_topic_keys_errors_and_pong() -> None:
         ]
         (record,) = api.ws_connections()
         assert record.subscriptions == ("MAIN:match:" + M1, "MAIN:league:" + L1)
+        assert api.ws_errors_sent() == {
+            "SUBSCRIPTION_LIMIT": 1,
+            "INVALID_CHANNEL": 1,
+            "CHANNEL_NOT_ALLOWED": 2,
+            "INVALID_SCOPE": 4,
+        }
+        assert api.ws_limit_refusals() == 0
+
+
+def test_a_third_socket_on_pro_is_told_closed_4003_and_counted() -> None:
+    clock = FixedClock(T0)
+    with SandboxServer(clock=clock) as api:
+        item = ws_new(api, "sandbox-key-pro")
+        server, fp = item["server"], item["token"][:4] + "…"
+        assert item["max_connections"] == 2
+
+        async def scenario() -> list[Any]:
+            async with connect(server) as a:
+                clock.now = T0 + 1
+                async with connect(server) as b:
+                    await ask(a, action="subscribe", channel="MAIN", scope="all")
+                    clock.now = T0 + 2
+                    async with connect(server) as third:
+                        told = [await recv(third), await closed(third)]
+                    emit_goal(api, 10, [1, 0])
+                    outcome = [told, await until_pong(a), await until_pong(b)]
+                    await eventually(lambda: api.ws_connections()[2].closed_at is not None)
+                    outcome.append((api.ws_limit_refusals(), api.ws_max_sockets(), api.emitted()[0].recipients))
+                    clock.now = T0 + 3
+                await eventually(lambda: len(api.ws_socket_timeline()) == 3)
+                clock.now = T0 + 4
+                async with connect(server) as again:  # closing one freed a slot
+                    outcome.append(await ask(again, action="subscribe", channel="MAIN", scope="all"))
+                    clock.now = T0 + 5
+            await eventually(lambda: len(api.ws_socket_timeline()) == 6)
+            return outcome
+
+        assert run(scenario()) == [
+            [limit_error(2), (4003, "connection limit")],
+            [goal(10, [1, 0], ts=TS0 + 2000)],
+            [],
+            (1, 2, 1),
+            sub("MAIN"),
+        ]
+        assert api.ws_socket_timeline() == [
+            (T0, fp, 1),
+            (T0 + 1, fp, 2),
+            (T0 + 3, fp, 1),
+            (T0 + 4, fp, 2),
+            (T0 + 5, fp, 1),
+            (T0 + 5, fp, 0),
+        ]
+        assert (api.ws_max_sockets(item["token"]), api.ws_max_sockets("another-token")) == (2, 0)
+        assert (api.ws_limit_refusals(), api.ws_errors_sent()) == (1, {"CONNECTION_LIMIT": 1})
+        assert [(r.refused, r.close_code, r.subscriptions) for r in api.ws_connections()] == [
+            (None, 1000, ("MAIN:all",)),
+            (None, 1000, ()),
+            (4003, 4003, ()),
+            (None, 1000, ("MAIN:all",)),
+        ]
+
+
+def test_unsubscribe_with_the_topics_fields_frees_a_subscription_slot() -> None:
+    with SandboxServer() as api:
+        server = ws_new(api, "sandbox-key-pro")["server"]  # 2 subscriptions
+
+        async def scenario() -> list[dict[str, Any]]:
+            async with connect(server) as ws:
+                return [
+                    await ask(ws, action="subscribe", channel="MAIN", scope="match", id=M1),
+                    await ask(ws, action="subscribe", channel="MAIN", scope="league", id=L1),
+                    (await ask(ws, action="subscribe", channel="MAIN", scope="match", id=M2))["code"],
+                    await ask(ws, action="unsubscribe", channel="MAIN", scope="match", id=M1),
+                    await ask(ws, action="subscribe", channel="MAIN", scope="match", id=M2),
+                    await ask(ws, action="unsubscribe", channel="MAIN", scope="league", id=L1),
+                    await ask(ws, action="subscribe", channel="MAIN", scope="all", id=None),
+                ]
+
+        assert run(scenario()) == [
+            sub("MAIN", "match", M1),
+            sub("MAIN", "league", L1),
+            "SUBSCRIPTION_LIMIT",
+            sub("MAIN", "match", M1, kind="unsubscribed"),
+            sub("MAIN", "match", M2),
+            sub("MAIN", "league", L1, kind="unsubscribed"),
+            sub("MAIN"),
+        ]
+        wait_until(lambda: api.ws_connections()[0].closed_at is not None)
+        assert api.ws_connections()[0].subscriptions == ("MAIN:match:" + M2, "MAIN:all")
+        assert api.ws_errors_sent() == {"SUBSCRIPTION_LIMIT": 1}
 
 
 def test_unparseable_or_unknown_commands_leave_the_connection_open() -> None:
@@ -452,14 +554,15 @@ def test_fixture_marker_overrides_the_plan_limits(sfi_sandbox: SandboxServer) ->
             return [
                 await ask(ws, action="subscribe", channel="STATS", scope="all"),
                 (await ask(ws, action="subscribe", channel="ODDS", scope="all"))["message"],
-                await refusal(item["server"]),
+                await over_limit(item["server"]),
             ]
 
     assert run(scenario()) == [
         sub("STATS"),
         "At most 1 subscription per connection",
-        (429, b"Too many connections for this token"),
+        [limit_error(1), (4003, "connection limit")],
     ]
+    assert sfi_sandbox.ws_limit_refusals() == 1 and sfi_sandbox.ws_max_sockets() == 1
 
 
 def test_stop_closes_open_sockets_going_away() -> None:
