@@ -1,13 +1,12 @@
 """
 Every goal of one league, as it happens: an ``AssetWatcher`` on the live feed updates an asset, and
-the asset schedules this DAG.
+the asset schedules this DAG. One DAG per thing to follow: a triggerer's watchers share one WebSocket.
 
-The watcher (``SfiMatchEventTrigger``) runs in the triggerer, holds the WebSocket, and fires once per
-goal; each asset event's ``extra["payload"]`` is the goal, with a dedupe ``key``. Airflow may start
-one run for several goals that arrived close together, so the task reads
-``triggering_asset_events`` as a batch: ``match_events`` returns its goals once each, oldest first
-(and leaves out the watcher's flush markers, which carry no goal). Set ``SFI_LEAGUE_ID`` to the
-league to follow (the default is one of the sandbox's).
+The watcher (``SfiMatchEventTrigger``) fires once per goal, and after a gap in the feed fetches what it
+missed through REST; each asset event's ``extra["payload"]`` is the goal, with a dedupe ``key``. Airflow
+may start one run for several goals, so the task reads ``triggering_asset_events`` as a batch:
+``match_events`` returns its goals once each, oldest first, without the watcher's flush markers.
+Set ``SFI_LEAGUE_ID`` to the league to follow (the default is one of the sandbox's).
 """
 
 from __future__ import annotations

@@ -1,13 +1,19 @@
-"""SfiFeedHook: the vendor's live WebSocket, kept open, subscribed, renewed and deduplicated."""
+"""
+SfiFeedHook: the vendor's live WebSocket, one connection per API key in a process, shared by every
+trigger in it, kept open, renewed, and reconciled through REST after every gap.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime
+import hashlib
 import logging
+import sys
 import time
-from collections.abc import AsyncGenerator, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 import tenacity
@@ -19,6 +25,7 @@ from airflow_sfi import defaults
 from airflow_sfi.aio import in_thread, stop
 from airflow_sfi.exceptions import SfiAuthError, SfiConfigError, SfiError, SfiSubscriptionError
 from airflow_sfi.hooks.sfi import SfiHook
+from airflow_sfi.protocol import backfill, topics
 from airflow_sfi.protocol.messages import (
     FINAL_ERRORS,
     MAX_FRAME_BYTES,
@@ -40,8 +47,12 @@ TOKEN_CLOSE_CODES = frozenset({4001, 4401, 4403, 1008})
 TOKEN_REFUSED_STATUSES = frozenset({401, 403})
 # Between reconnect attempts; the first reconnect after a drop is immediate.
 RECONNECT_BACKOFF = tenacity.wait_exponential(multiplier=0.5, max=30.0) + tenacity.wait_random(0, 0.5)
-# Events waiting for the consumer; beyond it the socket is read no faster than they are consumed.
+# Events waiting for one trigger; beyond it that trigger's events are dropped and fetched again through REST.
 QUEUE_SIZE = 1000
+# Seconds between a trigger's "still waiting" lines.
+PROGRESS_INTERVAL = 60.0
+# The wait before asking REST again after it failed to reconcile a gap.
+RECONCILE_RETRY_SECONDS = 30.0
 
 
 class _AboveDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -66,9 +77,13 @@ class SfiFeedHook(BaseHook):
     """
     Live events from the vendor's WebSocket, through the token that :class:`SfiHook` gets for a connection.
 
-    :meth:`events` connects, subscribes, pings, renews the token before it expires, reconnects with
-    jittered backoff and yields each event once. Subscriptions the plan cannot hold are an
-    :class:`~airflow_sfi.exceptions.SfiSubscriptionError`, raised without reconnecting.
+    Every :meth:`events` call in a process with the same API key joins one shared connection: one socket,
+    whose subscriptions cover every caller's selection (merged, and widened when the plan's
+    ``max_subscribe_per_connection`` is short), each event parsed once and handed to the callers it
+    matches. The connection pings, renews its token before it expires, reconnects with jittered backoff,
+    and after every window without a subscribed socket fetches the watched matches from REST
+    (``matches/view/basic``, one call per match) to hand on what was missed, marked ``backfilled``.
+    The first caller's settings (the parameters below) are the connection's.
 
     :param sfi_conn_id: the Airflow connection (the same as :class:`SfiHook`'s).
     :param ping_interval: seconds between the app-level pings the vendor asks for.
@@ -95,143 +110,233 @@ class SfiFeedHook(BaseHook):
         self.renew_margin = renew_margin
         self.open_timeout = open_timeout
         self.api = SfiHook(sfi_conn_id)
-        # How reconnects wait, and how renewals wait for their moment; replaceable in tests.
+        # How reconnects wait, how renewals wait for their moment, and the progress lines' pace; replaceable in tests.
         self.reconnect_sleep: Any = asyncio.sleep
         self.refresh_sleep: SleepUntil = sleep_until
+        self.progress_interval = PROGRESS_INTERVAL
 
     async def events(
-        self, subscriptions: Sequence[Subscription], dedupe: Deduplicator | None = None
+        self,
+        subscriptions: Sequence[Subscription],
+        dedupe: Deduplicator | None = None,
+        *,
+        event_types: Iterable[str] = (),
+        history: bool = False,
+        label: str = "",
     ) -> AsyncGenerator[FeedEvent, None]:
         """
-        Yield live events, each once, until cancelled.
+        Yield the live events of ``subscriptions``, each once, until cancelled.
 
-        :param subscriptions: what to subscribe to, on one connection.
+        :param subscriptions: what to receive (any of them).
         :param dedupe: remembers what was already yielded (e.g. restored after a restart); a fresh one if None.
+        :param event_types: only these types; all when empty.
+        :param history: ``dedupe`` holds what was yielded before (a restarted watcher): fetch what was missed
+            since, through REST, before the first live event. Without it, what REST shows when the first socket
+            is subscribed counts as seen, and only later events are yielded.
+        :param label: what the caller waits for, for its progress lines (e.g. ``match_end of <id>``).
         """
         subscriptions = tuple(dict.fromkeys(subscriptions))
         if not subscriptions:
             raise SfiConfigError("the feed needs at least one subscription")
-        dedupe = Deduplicator() if dedupe is None else dedupe
-        queue: asyncio.Queue[FeedEvent] = asyncio.Queue(QUEUE_SIZE)
-        session = asyncio.create_task(_Session(self, subscriptions, queue).run(), name="sfi-feed")
-        get: asyncio.Future[FeedEvent] | None = None
+        consumer = _Consumer(
+            subscriptions, frozenset(event_types), Deduplicator() if dedupe is None else dedupe, history
+        )
+        config = await in_thread(lambda: self.api.config)
+        shared = _SharedFeed.of(self, config.auth_type, config.base_url, config.secret)
+        shared.join(consumer)
+        label = label or ", ".join(s.topic_key for s in subscriptions)
+        loop = asyncio.get_running_loop()
+        progress_at = loop.time() + self.progress_interval
         try:
             while True:
-                get = asyncio.ensure_future(queue.get())
-                await asyncio.wait({get, session}, return_when=asyncio.FIRST_COMPLETED)
-                if not get.done():
-                    session.result()  # the session ends only by a final error: raise it
-                event = get.result()
-                if dedupe.first_time(event):
-                    yield event
+                if consumer.queue.empty():  # only then a timed wait: a task per item would cost more than the item
+                    try:
+                        item = await asyncio.wait_for(consumer.queue.get(), max(progress_at - loop.time(), 0.0))
+                    except (TimeoutError, asyncio.TimeoutError):
+                        state = "connected" if shared.subscribed else "not connected"
+                        self.log.info("Still waiting for %s: %s, %d events seen", label, state, consumer.seen)
+                        progress_at = loop.time() + self.progress_interval
+                        continue
+                else:
+                    item = consumer.queue.get_nowait()
+                if isinstance(item, FeedEvent):
+                    consumer.queued -= 1
+                    yield item
+                elif isinstance(item, _Notice):
+                    self.log.log(item.level, "%s", item.text)
+                else:
+                    raise item
         finally:
-            await stop(get, session)
+            await shared.leave(consumer)
 
 
-class _Link:
-    """One open, subscribed connection: reads frames into the queue and pings."""
+class _Notice:
+    """A line for one trigger's own log (it logs it in its task, so it lands in its log)."""
 
-    def __init__(self, hook: SfiFeedHook, ws: ClientConnection, token: WsToken, queue: asyncio.Queue[FeedEvent]):
-        self.hook = hook
-        self.ws = ws
-        self.token = token
-        self.queue = queue
-        self.last_frame = time.monotonic()
-        # Resolves with why the link ended: a close code, or "stalled" (the socket may still be open).
-        self.ended: asyncio.Future[int | str] = asyncio.get_running_loop().create_future()
-        self._tasks: list[asyncio.Task[None]] = []
-        # Messages of types this client does not know, counted per type; each type is logged once.
-        self.unknown_types: dict[str, int] = {}
+    __slots__ = ("level", "text")
 
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
-
-    async def close(self) -> None:
-        await stop(*self._tasks)
-        if self.ended.done() and self.ended.result() == "stalled":
-            self.ws.transport.abort()  # a stalled server would not answer a closing handshake either
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(), 2)
-        self.ws.transport.abort()
-        if not self.ended.done():
-            self.ended.set_result(1000)
-
-    async def take(self, frame: str | bytes) -> Frame | None:
-        """Handle one frame: queue an event, note liveness; return control frames for the caller."""
-        self.last_frame = time.monotonic()
-        try:
-            parsed = parse_frame(frame)
-        except MalformedFrameError as exc:
-            self.hook.log.warning("Skipped a malformed frame from the live feed: %s", exc)
-            return None
-        if isinstance(parsed, FeedEvent):
-            await self.queue.put(parsed)
-            return None
-        if not parsed.known:
-            seen = self.unknown_types.get(parsed.type, 0)
-            self.unknown_types[parsed.type] = seen + 1
-            if not seen:
-                self.hook.log.info(
-                    "The live feed sends %r messages, which this client does not know: skipping them", parsed.type
-                )
-            return None
-        return parsed
-
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                control = await self.take(frame)
-                if control is not None and control.type == "error":
-                    self.hook.log.warning(
-                        "The live feed reported %s: %s", control.error_code, str(control.message.get("message"))[:200]
-                    )
-        except ConnectionClosed:
-            pass
-        if not self.ended.done():
-            self.ended.set_result(self.ws.close_code or 1006)
-
-    async def _ping(self) -> None:
-        while True:
-            await asyncio.sleep(self.hook.ping_interval)
-            sent = time.monotonic()
-            with contextlib.suppress(ConnectionClosed):
-                await self.ws.send('{"action":"ping"}')
-            await asyncio.sleep(self.hook.pong_timeout)
-            if self.last_frame < sent and not self.ended.done():
-                self.ended.set_result("stalled")
-                return
+    def __init__(self, level: int, text: str) -> None:
+        self.level = level
+        self.text = text
 
 
-class _Session:
-    """The connection manager behind :meth:`SfiFeedHook.events`: token, link, renewal, reconnects."""
+class _Consumer:
+    """One :meth:`SfiFeedHook.events` call: its selection, its dedupe, and its queue."""
 
-    def __init__(self, hook: SfiFeedHook, subscriptions: tuple[Subscription, ...], queue: asyncio.Queue[FeedEvent]):
+    def __init__(
+        self,
+        subscriptions: tuple[Subscription, ...],
+        event_types: frozenset[str],
+        dedupe: Deduplicator,
+        history: bool,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.event_types = event_types
+        self.dedupe = dedupe
+        self.queue: asyncio.Queue[FeedEvent | _Notice | BaseException] = asyncio.Queue()
+        self.queued = 0  # events in the queue, bounded by QUEUE_SIZE
+        self.seen = 0  # events of its topics, of any type
+        # Reconcile through REST at the next subscribed moment; on the first one without history, only record.
+        self.reconcile = True
+        self.baseline = not history
+        self.failed = False
+        self.told = False  # whether it was told the feed is connected, since the last gap
+
+    def covers(self, event: FeedEvent) -> bool:
+        return any(s.matches(event) for s in self.subscriptions)
+
+    def offer(self, event: FeedEvent) -> bool:
+        """Queue ``event`` if selected and new; False when the queue is full (the event is left to REST)."""
+        self.seen += 1
+        if self.event_types and event.type not in self.event_types:
+            return True
+        if self.dedupe.seen(event.key):
+            return True
+        if self.queued >= QUEUE_SIZE:
+            return False
+        self.dedupe.first_time(event)
+        self.queued += 1
+        self.queue.put_nowait(event)
+        return True
+
+    def notice(self, level: int, text: str) -> None:
+        self.queue.put_nowait(_Notice(level, text))
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.failed:
+            self.failed = True
+            self.queue.put_nowait(exc)
+
+
+class _SharedFeed:
+    """
+    The connection of one API key in one event loop: token, socket, topics, renewal, reconnects, fan-out and
+    reconciliation. Created by the first consumer, stopped when the last one leaves.
+    """
+
+    def __init__(self, hook: SfiFeedHook, name: str) -> None:
         self.hook = hook
         self.log = hook.log
-        self.subscriptions = subscriptions
-        self.queue = queue
+        self.name = name
+        self.consumers: list[_Consumer] = []
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.link: _Link | None = None
+        self.topics: tuple[Subscription, ...] = ()
+        self.subscribed = False
         self.token: WsToken | None = None  # None: the next connection needs a fresh one
         self.ended_token: WsToken | None = None  # the last token the server refused or ended
+        self.in_play: dict[str, str] = {}  # match -> league, for matches with events and no match_end yet
+        self.reconciling: asyncio.Task[None] | None = None
 
-    async def run(self) -> None:
-        token = await self._retrying(self._new_token)
-        check_plan(self.subscriptions, token.allowed_channels, token.max_subscribe_per_connection)
-        link = await self._connect()
-        renewal = self._renewal(link.token)
+    @classmethod
+    def of(cls, hook: SfiFeedHook, *identity: str) -> _SharedFeed:
+        """The shared feed of this loop for the API key in ``identity`` (a digest names it, never the key)."""
+        feeds = _FEEDS.setdefault(asyncio.get_running_loop(), {})
+        name = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
+        if name not in feeds:
+            feeds[name] = cls(hook, name)
+        return feeds[name]
+
+    def join(self, consumer: _Consumer) -> None:
+        self.consumers.append(consumer)
+        self.changed.set()
+        if self.task is None:
+            self.task = asyncio.create_task(self._run(), name=f"sfi-feed-{self.name}")
+            self.task.add_done_callback(self._ended)
+
+    async def leave(self, consumer: _Consumer) -> None:
+        with contextlib.suppress(ValueError):
+            self.consumers.remove(consumer)
+        if not self.consumers:
+            feeds = _FEEDS.get(asyncio.get_running_loop(), {})
+            if feeds.get(self.name) is self:
+                del feeds[self.name]
+            await stop(self.task, self.reconciling)
+        else:
+            self.changed.set()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The connection ended by itself: only a final error does that; every consumer gets it."""
+        if task.cancelled():
+            return
+        failure = task.exception() or SfiError("the live feed stopped")
+        feeds = _FEEDS.get(asyncio.get_running_loop(), {})
+        if feeds.get(self.name) is self:
+            del feeds[self.name]
+        for consumer in self.consumers:
+            consumer.fail(failure)
+
+    def tell(self, level: int, text: str) -> None:
+        """Say ``text`` in every consumer's log."""
+        for consumer in self.consumers:
+            consumer.notice(level, text)
+
+    # Events
+
+    def dispatch(self, event: FeedEvent) -> None:
+        """Hand a live event to every consumer it concerns (parsed once, for all of them)."""
+        if event.channel == "MAIN":
+            if event.type == "match_end":
+                self.in_play.pop(event.match_id, None)
+            else:
+                self.in_play[event.match_id] = event.league_id
+        overflowed = False
+        for consumer in self.consumers:
+            if consumer.covers(event) and not consumer.offer(event):
+                consumer.reconcile = overflowed = True
+        if overflowed:
+            self.log.warning("A trigger of the live feed reads too slowly: its missed events come through REST")
+            self._reconcile_soon()
+
+    # The connection
+
+    async def _run(self) -> None:
+        link: _Link | None = None
+        renewal: asyncio.Task[WsToken] | None = None
         try:
+            await self._retrying(self._new_token)
+            link = await self._connect()
+            renewal = self._renewal(link.token)
             while True:
-                pending: list[asyncio.Future[Any]] = [link.ended, renewal]
-                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                self._reconcile_soon()
+                changed = asyncio.ensure_future(self.changed.wait())
+                try:
+                    pending: list[asyncio.Future[Any]] = [link.ended, renewal, changed]
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    await stop(changed)
+                if self.changed.is_set():
+                    self.changed.clear()
+                    await self._retopic(link)
+                    continue
                 if renewal.done():
                     link, renewal = await self._renewed(link, renewal)
                     continue
                 why = link.ended.result()
-                if why == "stalled" and link.token.max_connections > 1:
-                    self.log.warning("The live feed stalled: opening a new connection before closing it")
-                    old, link = link, await self._connect()
-                    await old.close()
-                    continue
                 await link.close()
+                self.subscribed = False
+                self._gap()
                 if why in TOKEN_CLOSE_CODES or link.token.seconds_left() <= 0:
                     self.log.info("The server ended the token (close code %s): getting a fresh one", why)
                     await stop(renewal)
@@ -239,13 +344,21 @@ class _Session:
                     link = await self._connect()
                     renewal = self._renewal(link.token)
                 else:
-                    self.log.warning("The live feed connection ended (%s): reconnecting", why)
+                    self.tell(logging.WARNING, f"The live feed connection ended ({why}): reconnecting")
                     link = await self._connect()
         finally:
+            self.subscribed = False
             try:
-                await stop(renewal)
+                await stop(renewal, self.reconciling)
             finally:
-                await link.close()
+                if link is not None:
+                    await link.close()
+
+    def _gap(self) -> None:
+        """No socket is subscribed from now: every consumer reconciles once one is again."""
+        for consumer in self.consumers:
+            consumer.reconcile = True
+            consumer.told = False
 
     def _renewal(self, token: WsToken) -> asyncio.Task[WsToken]:
         lifetime = max(token.seconds_left(), 0.0)
@@ -255,7 +368,10 @@ class _Session:
         )
 
     async def _renewed(self, link: _Link, renewal: asyncio.Task[WsToken]) -> tuple[_Link, asyncio.Task[WsToken]]:
-        """Take the renewed token; a different token string gets a new connection before the old one closes."""
+        """
+        Take the renewed token. A different token string gets its own socket before the old one closes: the
+        new token's connections are not counted against the old one's ``max_connections``.
+        """
         failure = renewal.exception()
         if failure is not None:
             if _final(failure):
@@ -266,9 +382,12 @@ class _Session:
         token = renewal.result()
         self.token = token
         if token.token != link.token.token:
-            self.log.info("A new token is in hand: switching to a connection that uses it")
-            old, link = link, await self._connect()
-            await old.close()
+            self.log.info("A new token is in hand: switching to a socket that uses it")
+            old = link
+            try:
+                link = await self._connect()
+            finally:
+                await old.close()
         else:
             link.token = token
         return link, self._renewal(token)
@@ -282,8 +401,9 @@ class _Session:
         return token
 
     async def _connect(self) -> _Link:
-        """Open and subscribe a connection, retrying with backoff."""
+        """Open a socket and subscribe it, retrying with backoff; one socket at a time."""
         link: _Link = await self._retrying(self._open)
+        self.subscribed = True
         return link
 
     async def _retrying(self, step: Any) -> Any:
@@ -302,14 +422,21 @@ class _Session:
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         failure = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning(
-            "Live feed attempt %d failed (%s); next in %.1f s", state.attempt_number, _describe(failure), delay
+        self.tell(
+            logging.WARNING,
+            f"The live feed has no socket (attempt {state.attempt_number} failed: {_describe(failure)}); "
+            f"next attempt in {delay:.1f} s",
         )
         if isinstance(failure, _TokenRefusedError) and self.token is not None:
             self.ended_token, self.token = self.token, None
 
     async def _open(self) -> _Link:
-        token = self.token if self.token is not None else await self._new_token()
+        token = self.token
+        if token is None or token.seconds_left() <= 0:  # none, or the backoff outlived it
+            token = await self._new_token()
+        while not self._plan():  # every consumer failed: connect for the next one, if any comes
+            self.changed.clear()
+            await self.changed.wait()
         failure: str | None = None
         refused = False
         try:
@@ -330,47 +457,268 @@ class _Session:
         if failure is not None:
             # Raised outside the except block: the library's errors may quote the URL with its token.
             raise (_TokenRefusedError if refused else _RetryError)(failure)
-        link = _Link(self.hook, ws, token, self.queue)
+        link = _Link(self, ws, token)
+        link.start()
         try:
-            await self._subscribe(link)
+            self.topics = ()
+            await self._retopic(link)
         except BaseException:
             await link.close()
             raise
-        link.start()
         return link
 
-    async def _subscribe(self, link: _Link) -> None:
-        for subscription in self.subscriptions:
-            try:
-                await link.ws.send(subscription.command())
-            except ConnectionClosed:
-                raise _RetryError("closed while subscribing") from None
-            answer = await self._answer(link, subscription)
-            if answer.type == "error":
-                code = answer.error_code
-                text = f"{subscription.topic_key}: {code}: {str(answer.message.get('message'))[:200]}"
-                if code in FINAL_ERRORS:
-                    raise SfiSubscriptionError(f"the live feed refused the subscription {text}", error_code=code)
-                raise _RetryError(f"subscription failed, {text}")
+    # Topics
 
-    async def _answer(self, link: _Link, subscription: Subscription) -> Frame:
-        deadline = time.monotonic() + self.hook.open_timeout
-        failure = None
+    def _plan(self) -> tuple[Subscription, ...]:
+        """The topics that cover every consumer; consumers the plan cannot hold fail, newest first."""
+        token = self.token
         while True:
+            live = [c for c in self.consumers if not c.failed]
+            if token is not None:
+                for consumer in live:
+                    try:  # the channels only: topics.plan fits the count
+                        check_plan(consumer.subscriptions, token.allowed_channels, sys.maxsize)
+                    except SfiSubscriptionError as exc:
+                        consumer.fail(exc)
+                live = [c for c in live if not c.failed]
+            limit = token.max_subscribe_per_connection if token is not None else 1 << 30
             try:
-                frame = await asyncio.wait_for(link.ws.recv(), max(deadline - time.monotonic(), 0.001))
-            except (TimeoutError, asyncio.TimeoutError):
-                failure = f"no answer to subscribing {subscription.topic_key}"
-            except ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd else 1006
-                if code in TOKEN_CLOSE_CODES:
-                    raise _TokenRefusedError(f"closed while subscribing (code {code})") from None
-                failure = f"closed while subscribing (code {code})"
-            if failure is not None:
-                raise _RetryError(failure)
-            control = await link.take(frame)
-            if control is not None and control.type in ("subscribed", "error") and control.about(subscription):
-                return control
+                return topics.plan((s for c in live for s in c.subscriptions), limit)
+            except SfiSubscriptionError as exc:
+                if not live:
+                    return ()
+                live[-1].fail(exc)
+
+    async def _retopic(self, link: _Link) -> None:
+        """Subscribe what the consumers need now and unsubscribe what none needs; new consumers reconcile."""
+        wanted = self._plan()
+        held = self.topics
+        adding = [t for t in wanted if t not in held]
+        dropping = [t for t in held if t not in wanted]
+        if adding and len(held) + len(adding) > link.token.max_subscribe_per_connection:
+            # No room to subscribe first: the dropped topics' events may be missed meanwhile.
+            for topic in dropping:
+                await link.command(topic, "unsubscribe")
+            self._gap()
+            dropping = []
+        for topic in adding:
+            try:
+                await link.command(topic, "subscribe")
+            except SfiSubscriptionError as exc:
+                for consumer in self.consumers:
+                    if any(topics.covers(topic, s) for s in consumer.subscriptions):
+                        consumer.fail(exc)
+                self.changed.set()  # plan again without them
+                wanted = tuple(t for t in wanted if t != topic)
+        for topic in dropping:
+            await link.command(topic, "unsubscribe")
+        self.topics = wanted
+        shared = len(self.consumers)
+        for consumer in self.consumers:
+            if not consumer.told and not consumer.failed:
+                consumer.told = True
+                consumer.notice(
+                    logging.INFO,
+                    f"Live feed connected: subscribed to {', '.join(t.topic_key for t in wanted)} "
+                    f"on one socket shared by {shared} trigger{'s' * (shared != 1)}",
+                )
+
+    # Reconciliation
+
+    def _reconcile_soon(self) -> None:
+        if self.reconciling is None or self.reconciling.done():
+            for consumer in self.consumers:
+                if not _rest_backed(consumer):
+                    consumer.reconcile = False  # nothing of theirs is in REST
+            if any(c.reconcile and not c.failed for c in self.consumers):
+                self.reconciling = asyncio.create_task(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        """Fetch the watched matches from REST, one call each, and hand on what the consumers missed."""
+        while self.subscribed and (due := [c for c in self.consumers if c.reconcile and not c.failed]):
+            for consumer in due:
+                consumer.reconcile = False
+            try:
+                records = await in_thread(self._fetch, due)
+            except SfiError as exc:
+                self.tell(
+                    logging.WARNING,
+                    f"The live feed could not reconcile a gap through REST ({exc}): "
+                    f"trying again in {RECONCILE_RETRY_SECONDS:.0f} s",
+                )
+                for consumer in due:
+                    consumer.reconcile = True
+                await self.hook.reconnect_sleep(RECONCILE_RETRY_SECONDS)
+                continue
+            now_ms = round(time.time() * 1000)
+            found = [e for record in records for e in backfill.events_from_match(record, now_ms=now_ms)]
+            for consumer in due:
+                selected = [e for e in found if consumer.covers(e)]
+                if consumer.baseline:
+                    consumer.baseline = False
+                    for event in selected:
+                        consumer.dedupe.first_time(event)
+                    continue
+                missed = backfill.missing(selected, consumer.dedupe)
+                for event in missed:
+                    consumer.offer(event)
+                if missed:
+                    consumer.notice(logging.INFO, f"Fetched {len(missed)} missed live events through REST")
+
+    def _fetch(self, due: Sequence[_Consumer]) -> list[Any]:
+        """The records of every match the ``due`` consumers watch (blocking: runs in a thread)."""
+        wanted: dict[str, None] = {}
+        wide = False
+        for consumer in due:
+            for subscription in _rest_backed(consumer):
+                if subscription.scope == "match" and subscription.id is not None:
+                    wanted[subscription.id] = None
+                else:
+                    wide = True
+            wanted.update(dict.fromkeys(consumer.dedupe.matches()))
+        if wide:
+            leagues = {s.id for c in due for s in _rest_backed(c) if s.scope == "league"}
+            everything = any(s.scope == "all" for c in due for s in _rest_backed(c))
+            known = dict(self.in_play)
+            for item in self.hook.api.live():
+                league = str((item.get("championship") or {}).get("id", ""))
+                if item.get("id"):
+                    known[str(item["id"])] = league
+            wanted.update(dict.fromkeys(m for m, league in known.items() if everything or league in leagues))
+        records = []
+        for match_id in wanted:
+            try:
+                records.append(self.hook.api.match(match_id))
+            except SfiError as exc:
+                if getattr(exc, "http_status", None) != 404:
+                    raise
+        return records
+
+
+# The shared feeds of each event loop (a triggerer has one; tests start several), by API key digest.
+_FEEDS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedFeed]] = weakref.WeakKeyDictionary()
+
+
+class _Link:
+    """One open socket: reads frames, hands events to the shared feed, answers commands, and pings."""
+
+    def __init__(self, feed: _SharedFeed, ws: ClientConnection, token: WsToken):
+        self.feed = feed
+        self.hook = feed.hook
+        self.ws = ws
+        self.token = token
+        self.last_frame = time.monotonic()
+        # Resolves with why the link ended: a close code, "stalled" (the socket may still be open), or the
+        # name of an error frame that ended it.
+        self.ended: asyncio.Future[int | str] = asyncio.get_running_loop().create_future()
+        self.answers: dict[str, asyncio.Future[Frame]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        # Messages of types this client does not know, counted per type; each type is logged once.
+        self.unknown_types: dict[str, int] = {}
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
+
+    async def close(self) -> None:
+        await stop(*self._tasks)
+        if self.ended.done() and self.ended.result() == "stalled":
+            self.ws.transport.abort()  # a stalled server would not answer a closing handshake either
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(), 2)
+        self.ws.transport.abort()
+        if not self.ended.done():
+            self.ended.set_result(1000)
+
+    async def command(self, topic: Subscription, action: str) -> None:
+        """Send ``subscribe`` or ``unsubscribe`` for ``topic`` and wait for its answer."""
+        answer: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.answers[topic.topic_key] = answer
+        try:
+            try:
+                await self.ws.send(topic.command(action))
+            except ConnectionClosed:
+                raise _RetryError(f"closed while sending {action} {topic.topic_key}") from None
+            waiting: list[asyncio.Future[Any]] = [answer, self.ended]
+            done, _ = await asyncio.wait(waiting, timeout=self.hook.open_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.answers.pop(topic.topic_key, None)
+        if answer not in done:
+            why = self.ended.result() if self.ended.done() else "no answer"
+            if why in TOKEN_CLOSE_CODES:
+                raise _TokenRefusedError(f"closed while subscribing (code {why})")
+            raise _RetryError(f"{action} {topic.topic_key} failed: {why}")
+        frame = answer.result()
+        if frame.type == "error":
+            code = frame.error_code
+            text = f"{topic.topic_key}: {code}: {str(frame.message.get('message'))[:200]}"
+            if code in FINAL_ERRORS:
+                raise SfiSubscriptionError(f"the live feed refused the subscription {text}", error_code=code)
+            raise _RetryError(f"{action} failed, {text}")
+
+    def take(self, frame: str | bytes) -> None:
+        """Handle one frame: an event goes to the feed, an answer to its command, an error is logged by name."""
+        self.last_frame = time.monotonic()
+        try:
+            parsed = parse_frame(frame)
+        except MalformedFrameError as exc:
+            self.hook.log.warning("Skipped a malformed frame from the live feed: %s", exc)
+            return
+        if isinstance(parsed, FeedEvent):
+            self.feed.dispatch(parsed)
+            return
+        if not parsed.known:
+            seen = self.unknown_types.get(parsed.type, 0)
+            self.unknown_types[parsed.type] = seen + 1
+            if not seen:
+                self.hook.log.info(
+                    "The live feed sends %r messages, which this client does not know: skipping them", parsed.type
+                )
+            return
+        if parsed.type in ("subscribed", "unsubscribed", "error"):
+            for key, answer in self.answers.items():
+                if not answer.done() and (parsed.message.get("topicKey") == key or _about(parsed, key)):
+                    answer.set_result(parsed)
+                    return
+        if parsed.type == "error":
+            code = parsed.error_code or "an unnamed error"
+            self.feed.tell(
+                logging.WARNING, f"The live feed reported {code}: {str(parsed.message.get('message'))[:200]}"
+            )
+            if code == "CONNECTION_LIMIT" and not self.ended.done():
+                self.ended.set_result(code)
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                self.take(frame)
+        except ConnectionClosed:
+            pass
+        if not self.ended.done():
+            self.ended.set_result(self.ws.close_code or 1006)
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.hook.ping_interval)
+            sent = time.monotonic()
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.send('{"action":"ping"}')
+            await asyncio.sleep(self.hook.pong_timeout)
+            if self.last_frame < sent and not self.ended.done():
+                self.ended.set_result("stalled")
+                return
+
+
+def _rest_backed(consumer: _Consumer) -> list[Subscription]:
+    """The subscriptions whose events REST also has: MAIN's (``_REALTIME`` ids differ from REST's)."""
+    return [s for s in consumer.subscriptions if s.channel == "MAIN"]
+
+
+def _about(frame: Frame, topic_key: str) -> bool:
+    """Whether an ack or error without ``topicKey`` echoes the topic's channel, scope and id."""
+    m = frame.message
+    scope = m.get("scope")
+    key = f"{m.get('channel')}:{scope}" if scope == "all" else f"{m.get('channel')}:{scope}:{m.get('id')}"
+    return key == topic_key
 
 
 def _final(exc: BaseException) -> bool:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_sfi import defaults
 from airflow_sfi.arguments import check_renew_margin, event_type_list, is_template
-from airflow_sfi.exceptions import SfiConfigError, SfiError, error_from_payload
+from airflow_sfi.exceptions import SfiAuthError, SfiConfigError, SfiError, error_from_payload
 from airflow_sfi.protocol.messages import Subscription
 from airflow_sfi.sensors.base import SfiBaseSensor
 
@@ -98,7 +98,32 @@ class SfiMatchEventSensor(SfiBaseSensor):
             event_types=self.event_types,
             ping_interval=self.ping_interval,
             renew_margin=self.renew_margin,
+            seen=self.seen(subscription),
         )
+
+    def seen(self, subscription: Subscription) -> list[str] | None:
+        """
+        For a wait on one MAIN match: the keys of its events so far, from its REST record, so that a gap in the
+        live feed (a triggerer restart too) is filled from REST. None for other waits, or when REST cannot say.
+        """
+        if subscription.scope != "match" or subscription.channel != "MAIN" or subscription.id is None:
+            return None
+        import pendulum
+
+        from airflow_sfi.hooks.sfi import SfiHook
+        from airflow_sfi.protocol.backfill import events_from_match
+
+        try:
+            record = SfiHook(self.sfi_conn_id).match(subscription.id)
+        except SfiError as exc:
+            failure = exc
+        else:
+            now_ms = round(pendulum.now("UTC").timestamp() * 1000)
+            return [event.key for event in events_from_match(record, now_ms=now_ms)]
+        if isinstance(failure, (SfiConfigError, SfiAuthError)):
+            raise failure
+        self.log.warning("The match's REST record is not available (%s): events missed in a gap stay missed", failure)
+        return None
 
     def execute(self, context: Context) -> Any:
         trigger = self.trigger()

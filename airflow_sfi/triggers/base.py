@@ -65,17 +65,26 @@ class SfiFeedTrigger(BaseTrigger):
             },
         )
 
-    async def matching(self, dedupe: Deduplicator) -> AsyncGenerator[FeedEvent, None]:
+    async def matching(self, dedupe: Deduplicator, *, history: bool = False) -> AsyncGenerator[FeedEvent, None]:
         """
         The selected events, each once, until cancelled; configuration errors raise.
 
         :param dedupe: remembers the events already fired.
+        :param history: ``dedupe`` holds events fired before a restart: what was missed since comes through REST.
         """
         from airflow_sfi.hooks.feed import SfiFeedHook
 
         hook = SfiFeedHook(self.sfi_conn_id, ping_interval=self.ping_interval, renew_margin=self.renew_margin)
-        # Closed explicitly: a generator left at a yield would keep its socket open until collected.
-        async with contextlib.aclosing(hook.events([self.subscription], dedupe)) as events:
-            async for event in events:
-                if not self.event_types or event.type in self.event_types:
-                    yield event
+        events = hook.events(
+            [self.subscription], dedupe, event_types=self.event_types, history=history, label=self.label
+        )
+        # Closed explicitly: a generator left at a yield would keep the trigger in the shared feed until collected.
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                yield event
+
+    @property
+    def label(self) -> str:
+        """What this trigger waits for, in its log lines."""
+        kinds = " or ".join(self.event_types) or "any event"
+        return f"{kinds} on {self.subscription.topic_key}"

@@ -26,6 +26,8 @@ STATE_KEY = "sfi_feed_dedupe"
 # watcher fires a flush marker, {"type": "flush"}, which carries no event but brings any such
 # waiting event into a run.
 FLUSH_AFTER_SECONDS = 5.0
+# The marker's payload: no "key", so match_events() leaves it out, and it says what it is in the asset's history.
+FLUSH_MARKER = {"type": "flush", "about": "not a live event; see https://github.com/apache/airflow/issues/54659"}
 # A fired event reaches the metadata database at the triggerer's next sync, about a second later: the
 # stored state vouches for it only this long after it fired. A crash in between fires it again after
 # the restart (when the server replays it), where vouching at once would lose it.
@@ -57,10 +59,12 @@ class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
             while True:
                 failure = "the live feed stopped"
                 try:
-                    async with contextlib.aclosing(_with_flushes(self.matching(dedupe), FLUSH_AFTER_SECONDS)) as events:
+                    history = state is not None or len(dedupe) > 0
+                    matching = self.matching(dedupe, history=history)
+                    async with contextlib.aclosing(_with_flushes(matching, FLUSH_AFTER_SECONDS)) as events:
                         async for event in events:
                             if event is None:
-                                yield TriggerEvent({"type": "flush", "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
+                                yield TriggerEvent({**FLUSH_MARKER, "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
                                 continue
                             yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
                             if keeper is not None:
@@ -134,15 +138,28 @@ class SfiMatchEventWaitTrigger(SfiFeedTrigger):
     Yields ``{"status": "event", "event": <payload>}``, or ``{"status": "error", ...}`` (see
     :func:`~airflow_sfi.exceptions.error_payload`) when the feed cannot run as configured.
 
-    Parameters as :class:`~airflow_sfi.triggers.base.SfiFeedTrigger`.
+    :param seen: the keys of the events that had happened when the wait began (the match's REST record then):
+        events missed while no socket was subscribed, even before a triggerer restart, are fetched through
+        REST and count. None: what REST shows once the first socket is subscribed counts as before the wait.
+    Other parameters as :class:`~airflow_sfi.triggers.base.SfiFeedTrigger`.
     """
+
+    def __init__(self, *, seen: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seen = seen
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        classpath, kwargs = super().serialize()
+        return classpath, {**kwargs, "seen": self.seen}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         failure = None
+        dedupe = Deduplicator.from_state({"keys": [[key, 0] for key in self.seen or ()]})
         try:
-            async with contextlib.aclosing(self.matching(Deduplicator())) as events:
+            async with contextlib.aclosing(self.matching(dedupe, history=self.seen is not None)) as events:
                 async for event in events:
-                    self.log.info("Live event %s of match %s arrived", event.type, event.match_id)
+                    how = " (fetched through REST after a gap)" if event.backfilled else ""
+                    self.log.info("Live event %s of match %s arrived%s", event.type, event.match_id, how)
                     yield TriggerEvent({"status": "event", "event": event.to_payload()})  # type: ignore[no-untyped-call]
                     return
         except SfiError as exc:

@@ -291,15 +291,16 @@ def stall(api: SandboxServer) -> Callable[[], None]:
 
 
 @pytest.mark.sfi_sandbox(replay=100)
-def test_a_stalled_connection_is_replaced_before_it_is_closed(
+def test_a_stalled_connection_is_closed_before_its_replacement_opens_even_with_a_socket_free(
     sfi_sandbox: SandboxServer, link_closes: list[float]
 ) -> None:
+    # Another triggerer may hold the token's other socket: a process never holds two of one token.
     hook = feed(sfi_sandbox, ping_interval=0.05, pong_timeout=0.1)
     during = ticking(sfi_sandbox, lambda: subscribed(sfi_sandbox, 1) and bool(link_closes), then=stall(sfi_sandbox))
     got = asyncio.run(run_feed(hook, [Subscription("MAIN")], during, all_sent(sfi_sandbox)))
     second = sfi_sandbox.ws_connections()[1]
     assert second.refused is None
-    assert second.opened_at < link_closes[0]  # make before break: the second was open before the first was closed
+    assert second.opened_at >= link_closes[0]  # break before make
     assert sorted(e.key for e in got) == sorted(sent_keys(sfi_sandbox))
 
 
@@ -312,7 +313,7 @@ def test_with_one_connection_allowed_a_stall_is_closed_before_reconnecting(
     async def short_sleep(seconds: float) -> None:
         await asyncio.sleep(0.01)
 
-    # Refused (429) while the server still counts the stalled socket: tried again soon, not after a backoff.
+    # Refused (CONNECTION_LIMIT) while the server still counts the stalled socket: tried again soon.
     hook.reconnect_sleep = short_sleep
 
     def then() -> None:
@@ -439,7 +440,7 @@ def test_no_secret_reaches_any_log_record(
     printed = capfd.readouterr()
     text = f"{records}\n{printed.out}\n{printed.err}"
     # The token ended either way: the server closed its socket first, or the feed switched first.
-    assert ("switching to a connection" in text or "The server ended the token" in text) and "malformed frame" in text
+    assert ("switching to a socket" in text or "The server ended the token" in text) and "malformed frame" in text
     for secret in ["sandbox-key-pro", *sfi_sandbox.issued_tokens]:
         assert secret not in text
 

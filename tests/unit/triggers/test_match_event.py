@@ -15,7 +15,13 @@ from airflow_sfi.exceptions import SfiSubscriptionError
 from airflow_sfi.hooks.sfi import SfiHook
 from airflow_sfi.sandbox import SandboxServer
 from airflow_sfi.triggers import match_event as feed_triggers
-from airflow_sfi.triggers.match_event import STATE_KEY, SfiMatchEventTrigger, SfiMatchEventWaitTrigger, _with_flushes
+from airflow_sfi.triggers.match_event import (
+    FLUSH_MARKER,
+    STATE_KEY,
+    SfiMatchEventTrigger,
+    SfiMatchEventWaitTrigger,
+    _with_flushes,
+)
 from tests.helpers import cancel_and_wait, drain_while, rebuilt
 
 MATCH = "0123456789abcdef"
@@ -94,7 +100,8 @@ def test_the_watcher_fires_for_matching_events_and_stores_its_state(
 
     fired_ = asyncio.run(fire(sfi_sandbox, trigger, play, vouched(store, 2)))
     assert [(p["type"], p["data"]["n"], p["league_id"]) for p in fired_] == [("goal", 1, LEAGUE), ("goal", 4, LEAGUE)]
-    assert all(set(p) == {"key", "channel", "type", "match_id", "league_id", "ts", "data"} for p in fired_)
+    keys = {"key", "channel", "type", "match_id", "league_id", "ts", "data", "backfilled"}
+    assert all(set(p) == keys and p["backfilled"] is False for p in fired_)
     state = store.values[STATE_KEY]
     # The stored state vouches for what was fired (not the halftime, which was not); the watermark is goal 4's.
     assert [key for key, _ in state["keys"]] == [p["key"] for p in fired_]
@@ -255,4 +262,5 @@ def test_a_burst_is_followed_by_one_flush_marker_and_a_lone_event_by_none(
     flushed = asyncio.run(fire(sfi_sandbox, trigger, play, lambda got: bool(got) and got[-1]["type"] == "flush"))
     kinds = [p.get("data", {}).get("n", p["type"]) for p in flushed]
     assert kinds == [1, 2, 3, 4, "flush"]
-    assert flushed[-1] == {"type": "flush", "watermark": flushed[-2]["ts"]}
+    assert flushed[-1] == {**FLUSH_MARKER, "watermark": flushed[-2]["ts"]}
+    assert "54659" in flushed[-1]["about"]  # the marker names why it exists, in the asset's history
