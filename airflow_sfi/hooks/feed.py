@@ -196,9 +196,11 @@ class _Consumer:
         self.queue: asyncio.Queue[FeedEvent | _Notice | BaseException] = asyncio.Queue()
         self.queued = 0  # events in the queue, bounded by QUEUE_SIZE
         self.seen = 0  # events of its topics, of any type
-        # Reconcile through REST at the next subscribed moment; on the first one without history, only record.
-        self.reconcile = True
+        # Without history, what REST shows is recorded as seen before it is subscribed (its baseline); after
+        # that, and after every gap, it is reconciled through REST once its topics are subscribed.
         self.baseline = not history
+        self.reconcile = True
+        self.live = False  # its topics are subscribed, since the last gap
         self.failed = False
         self.told = False  # whether it was told the feed is connected, since the last gap
 
@@ -264,6 +266,7 @@ class _SharedFeed:
         if self.task is None:
             self.task = asyncio.create_task(self._run(), name=f"sfi-feed-{self.name}")
             self.task.add_done_callback(self._ended)
+        self._reconcile_soon()
 
     async def leave(self, consumer: _Consumer) -> None:
         with contextlib.suppress(ValueError):
@@ -358,7 +361,7 @@ class _SharedFeed:
         """No socket is subscribed from now: every consumer reconciles once one is again."""
         for consumer in self.consumers:
             consumer.reconcile = True
-            consumer.told = False
+            consumer.live = consumer.told = False
 
     def _renewal(self, token: WsToken) -> asyncio.Task[WsToken]:
         lifetime = max(token.seconds_left(), 0.0)
@@ -473,7 +476,7 @@ class _SharedFeed:
         """The topics that cover every consumer; consumers the plan cannot hold fail, newest first."""
         token = self.token
         while True:
-            live = [c for c in self.consumers if not c.failed]
+            live = [c for c in self.consumers if not c.failed and not c.baseline]
             if token is not None:
                 for consumer in live:
                     try:  # the channels only: topics.plan fits the count
@@ -515,7 +518,10 @@ class _SharedFeed:
         self.topics = wanted
         shared = len(self.consumers)
         for consumer in self.consumers:
-            if not consumer.told and not consumer.failed:
+            if consumer.failed or consumer.baseline:
+                continue
+            consumer.live = True
+            if not consumer.told:
                 consumer.told = True
                 consumer.notice(
                     logging.INFO,
@@ -526,28 +532,36 @@ class _SharedFeed:
     # Reconciliation
 
     def _reconcile_soon(self) -> None:
-        if self.reconciling is None or self.reconciling.done():
-            for consumer in self.consumers:
-                if not _rest_backed(consumer):
-                    consumer.reconcile = False  # nothing of theirs is in REST
-            if any(c.reconcile and not c.failed for c in self.consumers):
-                self.reconciling = asyncio.create_task(self._reconcile())
+        for consumer in self.consumers:
+            if consumer.baseline and not _rest_backed(consumer):  # nothing of theirs is in REST
+                consumer.baseline = consumer.reconcile = False
+                self.changed.set()
+        if (self.reconciling is None or self.reconciling.done()) and self._due():
+            self.reconciling = asyncio.create_task(self._reconcile())
+
+    def _due(self) -> list[_Consumer]:
+        return [
+            c for c in self.consumers if not c.failed and (c.baseline or (c.reconcile and c.live)) and _rest_backed(c)
+        ]
 
     async def _reconcile(self) -> None:
-        """Fetch the watched matches from REST, one call each, and hand on what the consumers missed."""
-        while self.subscribed and (due := [c for c in self.consumers if c.reconcile and not c.failed]):
+        """Fetch the watched matches from REST, one call each: baselines, and what the consumers missed."""
+        while due := self._due():
             for consumer in due:
-                consumer.reconcile = False
+                consumer.reconcile = consumer.reconcile and consumer.baseline
+            failure: SfiError | None = None
             try:
                 records = await in_thread(self._fetch, due)
             except SfiError as exc:
-                self.tell(
-                    logging.WARNING,
-                    f"The live feed could not reconcile a gap through REST ({exc}): "
-                    f"trying again in {RECONCILE_RETRY_SECONDS:.0f} s",
-                )
+                failure = exc
+            if failure is not None:
+                self.tell(logging.WARNING, f"The live feed could not read the matches' REST records ({failure})")
                 for consumer in due:
-                    consumer.reconcile = True
+                    if consumer.baseline:  # live events meanwhile rather than none: no baseline, no backfill
+                        consumer.baseline = consumer.reconcile = False
+                        self.changed.set()
+                    else:
+                        consumer.reconcile = True
                 await self.hook.reconnect_sleep(RECONCILE_RETRY_SECONDS)
                 continue
             now_ms = round(time.time() * 1000)
@@ -558,6 +572,7 @@ class _SharedFeed:
                     consumer.baseline = False
                     for event in selected:
                         consumer.dedupe.first_time(event)
+                    self.changed.set()  # subscribe it now; what happens meanwhile is reconciled after
                     continue
                 missed = backfill.missing(selected, consumer.dedupe)
                 for event in missed:

@@ -31,8 +31,8 @@ def events_from_match(record: Mapping[str, Any], *, now_ms: int) -> list[FeedEve
       "score": [home, away]}`` with the score after it (teamA is home). An event ``timer`` of ``"71"``
       is minute 71; ``"45+2"`` (stoppage time) is 47, as :func:`~airflow_sfi.protocol.messages.event_minute`
       reads the WebSocket's minute, so both give one key;
-    - ``halftime`` (``{"minute": 45, "score": <the first half's>}``) once the match ``timer`` shows more
-      than 45:00 played (at 45:00 the first half may still be in stoppage time), or the match ENDED;
+    - ``halftime`` (``{"minute": 45, "score": <the first half's>}``) once the match ``timer`` shows 45:00
+      played (it stays there through the break, the only time a gap can learn of it), or the match ENDED;
     - ``second_half_start`` (``{"minute": 46}``) once the timer shows 46:00 or more, or the match ENDED;
     - ``match_end`` (``{"minute": <the timer's minute, else 90>, "score": [teamA, teamB]}``) when ENDED.
 
@@ -87,7 +87,7 @@ def events_from_match(record: Mapping[str, Any], *, now_ms: int) -> list[FeedEve
     if status in ("IN PLAY", "ENDED"):
         built.append(event("match_start", {"minute": 0}))
     built += first_half
-    if ended or (played is not None and played > _HALFTIME * 60):
+    if ended or (played is not None and played >= _HALFTIME * 60):
         half = _final(record, "1h") or first_half_score
         built.append(event("halftime", {"minute": _HALFTIME, "score": half}))
     if ended or (played is not None and played >= _SECOND_HALF * 60):

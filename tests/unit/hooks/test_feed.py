@@ -8,6 +8,7 @@ instead of the test waiting for it; each test waits for what it needs to see, no
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import logging
@@ -24,7 +25,7 @@ from airflow_sfi.hooks import feed as feed_module
 from airflow_sfi.hooks.feed import SfiFeedHook
 from airflow_sfi.protocol.messages import FeedEvent, Subscription, parse_frame
 from airflow_sfi.sandbox import SandboxServer
-from tests.helpers import SandboxClock, drain_while, use_connection, wait_for
+from tests.helpers import SandboxClock, cancel_and_wait, drain_while, use_connection, wait_for
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
@@ -459,3 +460,175 @@ class Gate:
         while not self.opened():
             await asyncio.sleep(0.01)
         await self.sleep_until(moment)
+
+
+# One socket shared by every trigger of a process, and the gaps reconciled through REST.
+
+
+async def consume(stream: Any, into: list[FeedEvent]) -> None:
+    async for event in stream:
+        into.append(event)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def unplayed() -> list[Any]:
+    """The sandbox's default matches under ids its REST API does not know until they are played."""
+    from airflow_sfi.sandbox import default_matches
+
+    return [dataclasses.replace(m, match_id=f"{0xFE5C0000 + n:016x}") for n, m in enumerate(default_matches())]
+
+
+def main_keys(api: SandboxServer, keep: Callable[[dict[str, Any]], bool]) -> list[str]:
+    return [key_of(e.message) for e in api.emitted() if e.message["channel"] == "MAIN" and keep(e.message)]
+
+
+def test_triggers_of_one_key_share_one_socket_and_each_gets_only_its_selection(sfi_sandbox: SandboxServer) -> None:
+    from airflow_sfi.sandbox.live import LEAGUES
+
+    matches = unplayed()
+    selections = {
+        "league goals": ([Subscription("MAIN", "league", LEAGUES[0])], {"goal"}),
+        "other league": ([Subscription("MAIN", "league", LEAGUES[1])], set()),
+        "one match's end": ([Subscription("MAIN", "match", matches[1].match_id)], {"match_end"}),
+    }
+    got: dict[str, list[FeedEvent]] = {name: [] for name in selections}
+
+    async def main() -> None:
+        hooks = [feed(sfi_sandbox) for _ in selections]
+        tasks = [
+            asyncio.create_task(consume(hook.events(subs, event_types=types), got[name]))
+            for hook, (name, (subs, types)) in zip(hooks, selections.items(), strict=True)
+        ]
+        # The PRO plan holds 2 subscriptions: three selections are served by MAIN:all, filtered here.
+        await until(lambda: [t for s in sfi_sandbox.feed.sessions() for t in s.topics] == ["MAIN:all"])
+        await asyncio.to_thread(lambda: sfi_sandbox.play(matches, minute_seconds=0.001).wait(10))
+        await until(
+            lambda: len(got["other league"]) >= len(main_keys(sfi_sandbox, lambda m: m["leagueId"] == LEAGUES[1]))
+        )
+        await asyncio.sleep(SETTLE)
+        held.extend(t for session in sfi_sandbox.feed.sessions() for t in session.topics)
+        for task in tasks:
+            await cancel_and_wait(task)
+
+    held: list[str] = []
+    asyncio.run(main())
+    assert [e.key for e in got["league goals"]] == main_keys(
+        sfi_sandbox, lambda m: m["leagueId"] == LEAGUES[0] and m["type"] == "goal"
+    )
+    assert [e.key for e in got["other league"]] == main_keys(sfi_sandbox, lambda m: m["leagueId"] == LEAGUES[1])
+    assert [(e.match_id, e.type) for e in got["one match's end"]] == [(matches[1].match_id, "match_end")]
+    assert held == ["MAIN:all"]
+    assert len(sfi_sandbox.ws_connections()) == sfi_sandbox.ws_max_sockets() == 1
+
+
+def test_a_trigger_that_leaves_unsubscribes_what_no_other_needs(sfi_sandbox: SandboxServer) -> None:
+    from airflow_sfi.sandbox.live import LEAGUES, MATCHES
+
+    async def main() -> list[tuple[str, ...]]:
+        seen: list[tuple[str, ...]] = []
+
+        def topics() -> tuple[str, ...]:
+            return tuple(t for s in sfi_sandbox.feed.sessions() for t in s.topics)
+
+        league = asyncio.create_task(
+            consume(feed(sfi_sandbox).events([Subscription("MAIN", "league", LEAGUES[0])]), [])
+        )
+        match = asyncio.create_task(consume(feed(sfi_sandbox).events([Subscription("MAIN", "match", MATCHES[2])]), []))
+        await until(lambda: len(topics()) == 2)
+        seen.append(tuple(sorted(topics())))
+        await cancel_and_wait(league)
+        await until(lambda: len(topics()) == 1)
+        seen.append(topics())
+        await cancel_and_wait(match)
+        await until(lambda: not sfi_sandbox.feed.sessions())
+        return seen
+
+    assert asyncio.run(main()) == [
+        (f"MAIN:league:{LEAGUES[0]}", f"MAIN:match:{MATCHES[2]}"),
+        (f"MAIN:match:{MATCHES[2]}",),
+    ]
+    assert len(sfi_sandbox.ws_connections()) == 1  # one socket throughout, closed when the last trigger left
+
+
+def test_events_sent_while_no_socket_was_subscribed_come_through_rest_once(sfi_sandbox: SandboxServer) -> None:
+    from airflow_sfi.sandbox.live import LEAGUES
+
+    got: list[FeedEvent] = []
+    hook = feed(sfi_sandbox)
+
+    async def short_sleep(seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    hook.reconnect_sleep = short_sleep
+    in_league = lambda m: m["leagueId"] == LEAGUES[0]  # noqa: E731
+
+    async def main() -> None:
+        task = asyncio.create_task(consume(hook.events([Subscription("MAIN", "league", LEAGUES[0])]), got))
+        await until(lambda: any(s.topics for s in sfi_sandbox.feed.sessions()))
+        await asyncio.sleep(0.2)  # the first REST look, which only records what had happened (nothing yet)
+        playback = sfi_sandbox.play(unplayed(), minute_seconds=0.03)
+        # No socket from minute 20 to 40: the goals at 23 (second match) and 37 (first) reach nobody.
+        await until(lambda: (playback.minute or 0) >= 20)
+        sfi_sandbox.refuse_ws(503)
+        sfi_sandbox.inject_ws("drop")
+        await until(lambda: (playback.minute or 0) >= 40)
+        sfi_sandbox.refuse_ws(None)
+        await asyncio.to_thread(playback.wait, 10)
+        await until(lambda: len(got) >= len(main_keys(sfi_sandbox, in_league)))
+        await asyncio.sleep(SETTLE)
+        await cancel_and_wait(task)
+
+    asyncio.run(main())
+    unheard = {
+        key_of(e.message)
+        for e in sfi_sandbox.emitted()
+        if e.recipients == 0 and e.message["channel"] == "MAIN" and in_league(e.message)
+    }
+    assert {"goal"} <= {k.split(":")[2] for k in unheard}  # the gap did miss goals on the socket
+    assert sorted(e.key for e in got) == sorted(main_keys(sfi_sandbox, in_league))  # each once
+    assert {e.key for e in got if e.backfilled} == unheard
+    assert [c.endpoint for c in sfi_sandbox.calls() if c.endpoint.startswith("matches")] == [
+        "matches/view/basic"
+    ] * len({e.match_id for e in got if e.backfilled})  # one call per match of the gap
+
+
+def test_a_socket_over_the_limit_is_named_and_waited_for(
+    sfi_sandbox: SandboxServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from websockets.asyncio.client import connect
+
+    hook = feed(sfi_sandbox)
+
+    async def short_sleep(seconds: float) -> None:
+        await asyncio.sleep(0.02)
+
+    hook.reconnect_sleep = short_sleep
+    got: list[FeedEvent] = []
+
+    async def main() -> None:
+        token = await asyncio.to_thread(hook.api.get_ws_token)
+        # Another triggerer holds both of the token's sockets.
+        others = [await connect(token.server) for _ in range(token.max_connections)]
+        task = asyncio.create_task(consume(hook.events([Subscription("MAIN")]), got))
+        await until(lambda: sfi_sandbox.ws_limit_refusals() >= 2)
+        await others.pop().close()
+        await until(lambda: any(s.topics for s in sfi_sandbox.feed.sessions()))
+        sfi_sandbox.emit("MAIN", "goal", match_id=MATCH, league_id=LEAGUE)
+        await until(lambda: bool(got))
+        await cancel_and_wait(task)
+        for other in others:
+            await other.close()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(main())
+    assert len(got) == 1
+    assert sfi_sandbox.ws_max_sockets() == 2
+    text = "\n".join(r.getMessage() for r in caplog.records) + capfd.readouterr().out
+    assert "The live feed reported CONNECTION_LIMIT" in text
+    assert "The live feed has no socket (attempt 1 failed: " in text  # at WARNING, with the reason

@@ -139,7 +139,7 @@ def test_events_from_match_reads_a_record_in_the_order_of_play() -> None:
     [
         ("NOT STARTED", "", []),
         ("IN PLAY", "00:30", ["match_start"]),
-        ("IN PLAY", "45:00", ["match_start"]),  # perhaps first-half stoppage time: no halftime yet
+        ("IN PLAY", "45:00", ["match_start", "halftime"]),  # the timer holds 45:00 through the break
         ("IN PLAY", "45:01", ["match_start", "halftime"]),
         ("IN PLAY", "46:00", ["match_start", "halftime", "second_half_start"]),
         ("in play", "63:00", ["match_start", "halftime", "second_half_start"]),
