@@ -396,6 +396,82 @@ def feed_section(f: dict) -> list[str]:
     ]
 
 
+# Section 6d: bench/feed_cpu.py, FEED_CPU_RUNS times; `--only feed_cpu` measures it again.
+FEED_CPU_TARGET_US = 100.0
+FEED_CPU_RUNS = 3
+
+
+def feed_cpu() -> dict:
+    """bench/feed_cpu.py :data:`FEED_CPU_RUNS` times: the run with the median CPU per delivery, and every run's."""
+    started = time.monotonic()
+    runs = [figure("feed_cpu.py") for _ in range(FEED_CPU_RUNS)]
+    figures = sorted(runs, key=lambda r: r["cpu_us_per_delivery"])[len(runs) // 2]
+    figures["runs"] = [
+        {k: r[k] for k in ("cpu_us_per_delivery", "cpu_us_per_event", "state_writes", "lost", "sockets")} for r in runs
+    ]
+    figures["meta"] = {
+        "machine": machine(),
+        "versions": versions((*PACKAGES, "websockets")),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "seconds": time.monotonic() - started,
+    }
+    return figures
+
+
+def feed_cpu_section(c: dict, *, heading: bool) -> list[str]:
+    """Section 6d: CPU per event delivered to a trigger, many triggers on one API key."""
+    target = c.get("target_us", FEED_CPU_TARGET_US)
+    watchers = ", ".join(
+        f"{g['count']} on {g['channel']} `{g['scope']}` ({' or '.join(g['event_types']) or 'any event'})"
+        for g in c["watcher_groups"]
+    )
+    share = c["cpu_share_of_one_core"]
+    runs = c.get("runs") or [c]
+    return [
+        *(["## 6. The live feed", ""] if heading else []),
+        "### 6d. CPU per event delivered to a trigger",
+        "",
+        f"`bench/feed_cpu.py` ({c['meta']['measured_at']}, {c['meta']['versions']}; measured by "
+        f"`python bench/run.py --only feed_cpu`): {c['triggers']} watchers (`SfiMatchEventTrigger(...).run()`, one "
+        "per asset) on one API key (MEGA) in one asyncio loop in one process, as in the triggerer, each with an "
+        f"in-memory stand-in for the asset state store: {watchers}. The sandbox runs in a child process (its work "
+        f"is not counted) and emits {c['events_emitted']} events at {c['rate_per_s']} per second "
+        f"({', '.join(f'{k} {v}' for k, v in c['by_kind'].items())}), every one selected by at least one watcher. "
+        "A delivery is one event handed to one watcher that selected it, counted from what the watchers yielded. "
+        "CPU is this process's `time.process_time()` (every thread, the benchmark's own counting included) over "
+        f"the steady part: from the first delivery of event {c['warmup_events']} (imports, the connection, the "
+        "subscriptions and the first reconciliation come before it) to the last delivery.",
+        "",
+        f"The run with the median CPU per delivery of {len(runs)}:",
+        "",
+        "| events | deliveries | deliveries per event | CPU | **CPU per delivery** | CPU per event | sockets |",
+        "|---|---|---|---|---|---|---|",
+        f"| {c['events']} | {c['deliveries']} | {c['deliveries_per_event']:.2f} | {c['cpu_seconds']:.2f} s "
+        f"({share:.0%} of one core) | **{c['cpu_us_per_delivery']:.0f} µs** | {c['cpu_us_per_event']:.0f} µs | "
+        f"{c['sockets']} |",
+        "",
+        "Each run: "
+        + "; ".join(
+            f"{r['cpu_us_per_delivery']:.0f} µs per delivery, {r['cpu_us_per_event']:.0f} µs per event, "
+            f"{r['state_writes']} writes of the stored state"
+            for r in runs
+        )
+        + ".",
+        "",
+        f"The sandbox admitted {c['sockets']} socket{'s' * (c['sockets'] != 1)} ({c['handshakes']} handshake"
+        f"{'s' * (c['handshakes'] != 1)}), subscribed to {', '.join(c['socket_topics'])} for the "
+        f"{c['topics_watched']} topics the watchers name; {c['ws_new_calls']} `ws/new` call"
+        f"{'s' * (c['ws_new_calls'] != 1)}. Delivered {c['delivered_in_all']} of {c['should_deliver_in_all']} over "
+        f"the whole run: {c['lost']} lost, {c['duplicated']} duplicated; {c['state_writes']} writes of the stored "
+        f"state ({c['state_writes'] / max(c['delivered_in_all'], 1):.2f} per delivery), {c['flush_markers']} flush "
+        "markers.",
+        "",
+        f"Target: at most {target:g} µs of CPU per delivery with {c['triggers']} triggers on one socket: "
+        f"{verdict(c['cpu_us_per_delivery'], target)}; one socket: {verdict(c['sockets'], 1)}.",
+        "",
+    ]
+
+
 PACKAGES = (
     "apache-airflow",
     "apache-airflow-task-sdk",
@@ -433,7 +509,8 @@ def render(data: dict) -> list[str]:
         f"Versions: {meta['versions']}.",
         "Reproduce: `make bench` (writes this file; about fifteen minutes). Section 6 alone: "
         "`python bench/run.py --only feed`, which measures it again, merges it into `docs/benchmarks.json` and "
-        "writes this file from that JSON (the other sections' figures are left as they were measured). "
+        "writes this file from that JSON (the other sections' figures are left as they were measured); 6d the "
+        "same way with `--only feed_cpu`. "
         "Section 7: `make soak` (`--only production`, about 45 minutes), the same way.",
         "",
         "## 1. Parse-time import cost",
@@ -494,6 +571,7 @@ def render(data: dict) -> list[str]:
         *suite_section(tests),
     ]
     lines += feed_section(data["feed"]) if "feed" in data else []
+    lines += feed_cpu_section(data["feed_cpu"], heading="feed" not in data) if "feed_cpu" in data else []
     lines += production_section(data["production"]) if "production" in data else []
     lines += landing_section(data["landing"]) if "landing" in data else []
     return lines + (versus_http_section(data["versus_http"]) if "versus_http" in data else [])
@@ -711,7 +789,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["calls", "suite", "random_order", "feed", "production", "landing", "versus_http"],
+        choices=["calls", "suite", "random_order", "feed", "feed_cpu", "production", "landing", "versus_http"],
         help="measure one section again and merge it into docs/benchmarks.json, keeping the others' figures",
     )
     parser.add_argument("--render", action="store_true", help="only write docs/benchmarks.md from the JSON")
@@ -720,20 +798,24 @@ def main(argv: list[str] | None = None) -> None:
         write(json.loads((REPO / "docs" / "benchmarks.json").read_text()))
         return
     if args.only:
-        data = json.loads((REPO / "docs" / "benchmarks.json").read_text())
-        data.setdefault("meta", meta_from_markdown())
         measure = {
             "calls": call_overhead,
             "suite": suites,
+            "random_order": random_order,
             "feed": feed,
+            "feed_cpu": feed_cpu,
             "production": production,
             "landing": landing,
             "versus_http": versus_http,
         }
+        figures = measure[args.only]()
+        # Read after measuring: another section measured meanwhile keeps its figures.
+        data = json.loads((REPO / "docs" / "benchmarks.json").read_text())
+        data.setdefault("meta", meta_from_markdown())
         if args.only == "random_order":  # part of section 5
-            data["suite"]["random_order"] = random_order()
+            data["suite"]["random_order"] = figures
         else:
-            data[args.only] = measure[args.only]()
+            data[args.only] = figures
         write(data)
         return
     data = {
@@ -744,6 +826,7 @@ def main(argv: list[str] | None = None) -> None:
         "worker": figure("worker_time.py", "12"),
         "suite": suites(),
         "feed": feed(),
+        "feed_cpu": feed_cpu(),
         "landing": landing(),
         "versus_http": versus_http(),
     }
