@@ -6,6 +6,7 @@ trigger in it, kept open, renewed, and reconciled through REST after every gap.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import hashlib
@@ -13,7 +14,7 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from typing import Any
 
 import tenacity
@@ -122,8 +123,11 @@ class SfiFeedHook(BaseHook):
         *,
         event_types: Iterable[str] = (),
         history: bool = False,
+        before: Iterable[str] = (),
+        on_baseline: Callable[[set[str]], None] | None = None,
         label: str = "",
-    ) -> AsyncGenerator[FeedEvent, None]:
+        flush_after: float | None = None,
+    ) -> AsyncGenerator[FeedEvent | None, None]:
         """
         Yield the live events of ``subscriptions``, each once, until cancelled.
 
@@ -133,34 +137,49 @@ class SfiFeedHook(BaseHook):
         :param history: ``dedupe`` holds what was yielded before (a restarted watcher): fetch what was missed
             since, through REST, before the first live event. Without it, what REST shows when the first socket
             is subscribed counts as seen, and only later events are yielded.
+        :param before: keys of events that happened before the caller began: not yielded when fetched through REST
+            (a live event is yielded, it happens now).
+        :param on_baseline: called with the keys of the baseline (without ``history``), once it is taken.
         :param label: what the caller waits for, for its progress lines (e.g. ``match_end of <id>``).
+        :param flush_after: yield a None this long after the last event of a burst (an event within this long of
+            the one before), unless another event comes first; None: never.
         """
         subscriptions = tuple(dict.fromkeys(subscriptions))
         if not subscriptions:
             raise SfiConfigError("the feed needs at least one subscription")
         consumer = _Consumer(
-            subscriptions, frozenset(event_types), Deduplicator() if dedupe is None else dedupe, history
+            subscriptions, frozenset(event_types), Deduplicator() if dedupe is None else dedupe, history, before
         )
+        consumer.on_baseline = on_baseline
         config = await in_thread(lambda: self.api.config)
         shared = _SharedFeed.of(self, config.auth_type, config.base_url, config.secret)
         shared.join(consumer)
         label = label or ", ".join(s.topic_key for s in subscriptions)
         loop = asyncio.get_running_loop()
         progress_at = loop.time() + self.progress_interval
+        last: float | None = None
+        flush_at: float | None = None
         try:
             while True:
-                if consumer.queue.empty():  # only then a timed wait: a task per item would cost more than the item
-                    try:
-                        item = await asyncio.wait_for(consumer.queue.get(), max(progress_at - loop.time(), 0.0))
-                    except (TimeoutError, asyncio.TimeoutError):
-                        state = "connected" if shared.subscribed else "not connected"
-                        self.log.info("Still waiting for %s: %s, %d events seen", label, state, consumer.seen)
-                        progress_at = loop.time() + self.progress_interval
+                if not consumer.items:
+                    await consumer.wait(min(progress_at, flush_at or progress_at) - loop.time())
+                    if not consumer.items:
+                        now = loop.time()
+                        if flush_at is not None and now >= flush_at:
+                            flush_at = None
+                            yield None
+                        if now >= progress_at:
+                            state = "connected" if shared.subscribed else "not connected"
+                            self.log.info("Still waiting for %s: %s, %d events seen", label, state, consumer.seen)
+                            progress_at = now + self.progress_interval
                         continue
-                else:
-                    item = consumer.queue.get_nowait()
+                item = consumer.items.popleft()
                 if isinstance(item, FeedEvent):
                     consumer.queued -= 1
+                    if flush_after is not None:
+                        now = loop.time()
+                        flush_at = now + flush_after if last is not None and now - last < flush_after else None
+                        last = now
                     yield item
                 elif isinstance(item, _Notice):
                     self.log.log(item.level, "%s", item.text)
@@ -189,14 +208,19 @@ class _Consumer:
         event_types: frozenset[str],
         dedupe: Deduplicator,
         history: bool,
+        before: Iterable[str],
     ) -> None:
         self.subscriptions = subscriptions
         self.event_types = event_types
         self.dedupe = dedupe
-        self.queue: asyncio.Queue[FeedEvent | _Notice | BaseException] = asyncio.Queue()
+        # What waits for the caller: a deque and a future, not an asyncio.Queue, whose timed get costs a task.
+        self.items: collections.deque[FeedEvent | _Notice | BaseException] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
         self.queued = 0  # events in the queue, bounded by QUEUE_SIZE
         self.seen = 0  # events of its topics, of any type
-        # Without history, what REST shows is recorded as seen before it is subscribed (its baseline); after
+        self.before = set(before)  # keys of what REST showed before it began: never backfilled
+        self.on_baseline: Callable[[set[str]], None] | None = None
+        # Without history, what REST shows is recorded in ``before`` before it is subscribed (its baseline); after
         # that, and after every gap, it is reconciled through REST once its topics are subscribed.
         self.baseline = not history
         self.reconcile = True
@@ -218,16 +242,32 @@ class _Consumer:
             return False
         self.dedupe.first_time(event)
         self.queued += 1
-        self.queue.put_nowait(event)
+        self._put(event)
         return True
 
     def notice(self, level: int, text: str) -> None:
-        self.queue.put_nowait(_Notice(level, text))
+        self._put(_Notice(level, text))
 
     def fail(self, exc: BaseException) -> None:
         if not self.failed:
             self.failed = True
-            self.queue.put_nowait(exc)
+            self._put(exc)
+
+    def _put(self, item: FeedEvent | _Notice | BaseException) -> None:
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Until something is put, or ``timeout`` seconds passed."""
+        loop = asyncio.get_running_loop()
+        self.waiter = waiter = loop.create_future()
+        timer = loop.call_later(max(timeout, 0.0), _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
 
 
 class _SharedFeed:
@@ -241,6 +281,8 @@ class _SharedFeed:
         self.log = hook.log
         self.name = name
         self.consumers: list[_Consumer] = []
+        # The consumers of each selection, (channel, scope, id): an event looks up its three, not every consumer.
+        self.index: dict[tuple[str, str, str | None], list[_Consumer]] = {}
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.link: _Link | None = None
@@ -262,6 +304,8 @@ class _SharedFeed:
 
     def join(self, consumer: _Consumer) -> None:
         self.consumers.append(consumer)
+        for s in consumer.subscriptions:
+            self.index.setdefault((s.channel, s.scope, s.id), []).append(consumer)
         self.changed.set()
         if self.task is None:
             self.task = asyncio.create_task(self._run(), name=f"sfi-feed-{self.name}")
@@ -271,6 +315,8 @@ class _SharedFeed:
     async def leave(self, consumer: _Consumer) -> None:
         with contextlib.suppress(ValueError):
             self.consumers.remove(consumer)
+            for s in consumer.subscriptions:
+                self.index[(s.channel, s.scope, s.id)].remove(consumer)
         if not self.consumers:
             feeds = _FEEDS.get(asyncio.get_running_loop(), {})
             if feeds.get(self.name) is self:
@@ -304,9 +350,19 @@ class _SharedFeed:
                 self.in_play.pop(event.match_id, None)
             else:
                 self.in_play[event.match_id] = event.league_id
+        index, channel = self.index, event.channel
+        lists = [
+            found
+            for found in (
+                index.get((channel, "all", None)),
+                index.get((channel, "match", event.match_id)),
+                index.get((channel, "league", event.league_id)),
+            )
+            if found
+        ]
         overflowed = False
-        for consumer in self.consumers:
-            if consumer.covers(event) and not consumer.offer(event):
+        for consumer in lists[0] if len(lists) == 1 else dict.fromkeys(c for found in lists for c in found):
+            if not consumer.offer(event):
                 consumer.reconcile = overflowed = True
         if overflowed:
             self.log.warning("A trigger of the live feed reads too slowly: its missed events come through REST")
@@ -570,11 +626,14 @@ class _SharedFeed:
                 selected = [e for e in found if consumer.covers(e)]
                 if consumer.baseline:
                     consumer.baseline = False
-                    for event in selected:
-                        consumer.dedupe.first_time(event)
+                    baseline = {e.key for e in selected}
+                    consumer.before.update(baseline)
+                    if consumer.on_baseline is not None:
+                        consumer.on_baseline(baseline)
                     self.changed.set()  # subscribe it now; what happens meanwhile is reconciled after
                     continue
-                missed = backfill.missing(selected, consumer.dedupe)
+                since = [e for e in selected if e.key not in consumer.before]
+                missed = backfill.missing(since, consumer.dedupe)
                 for event in missed:
                     consumer.offer(event)
                 if missed:
@@ -721,6 +780,11 @@ class _Link:
             if self.last_frame < sent and not self.ended.done():
                 self.ended.set_result("stalled")
                 return
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _rest_backed(consumer: _Consumer) -> list[Subscription]:

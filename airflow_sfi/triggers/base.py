@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger
@@ -65,18 +65,36 @@ class SfiFeedTrigger(BaseTrigger):
             },
         )
 
-    async def matching(self, dedupe: Deduplicator, *, history: bool = False) -> AsyncGenerator[FeedEvent, None]:
+    async def matching(
+        self,
+        dedupe: Deduplicator,
+        *,
+        history: bool = False,
+        before: Iterable[str] = (),
+        on_baseline: Callable[[set[str]], None] | None = None,
+        flush_after: float | None = None,
+    ) -> AsyncGenerator[FeedEvent | None, None]:
         """
         The selected events, each once, until cancelled; configuration errors raise.
 
         :param dedupe: remembers the events already fired.
         :param history: ``dedupe`` holds events fired before a restart: what was missed since comes through REST.
+        :param before: keys of events that happened before the trigger began: never fetched through REST.
+        :param on_baseline: called with the keys of the baseline, when one is taken (see :meth:`SfiFeedHook.events`).
+        :param flush_after: a None this long after the last event of a burst (see :meth:`SfiFeedHook.events`).
         """
         from airflow_sfi.hooks.feed import SfiFeedHook
 
         hook = SfiFeedHook(self.sfi_conn_id, ping_interval=self.ping_interval, renew_margin=self.renew_margin)
         events = hook.events(
-            [self.subscription], dedupe, event_types=self.event_types, history=history, label=self.label
+            [self.subscription],
+            dedupe,
+            event_types=self.event_types,
+            history=history,
+            before=before,
+            on_baseline=on_baseline,
+            label=self.label,
+            flush_after=flush_after,
         )
         # Closed explicitly: a generator left at a yield would keep the trigger in the shared feed until collected.
         async with contextlib.aclosing(events) as stream:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+import math
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -36,6 +37,20 @@ VOUCH_AFTER_SECONDS = 2.0
 STATE_KEYS = 256
 
 
+class _Fired(TriggerEvent):
+    """A live event's TriggerEvent, shown in one short line where the triggerer logs what a trigger fired."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload)  # type: ignore[no-untyped-call]
+
+    def __repr__(self) -> str:
+        event = self.payload.get("event", self.payload)
+        how = ", backfilled" if event.get("backfilled") else ""
+        return f"TriggerEvent<{event.get('type')} of match {event.get('match_id')}{how}>"
+
+    __str__ = __repr__
+
+
 class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
     """
     Fire on every live event that matches, for an ``AssetWatcher``: each one updates the asset.
@@ -55,18 +70,27 @@ class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
         store, state = await self._restore()
         dedupe = Deduplicator.from_state(state)
         keeper = None if store is None else _StateKeeper(store, state, VOUCH_AFTER_SECONDS)
+        before: set[str] = set(keeper.before) if keeper is not None else set()
         try:
             while True:
                 failure = "the live feed stopped"
                 try:
-                    history = state is not None or len(dedupe) > 0
-                    matching = self.matching(dedupe, history=history)
-                    async with contextlib.aclosing(_with_flushes(matching, FLUSH_AFTER_SECONDS)) as events:
+                    # A stored state (fired events, or only the baseline taken when it began) is a history: a
+                    # restart after a crash or a pause fetches what it missed.
+                    history = state is not None or len(dedupe) > 0 or bool(before)
+                    matching = self.matching(
+                        dedupe,
+                        history=history,
+                        before=before,
+                        on_baseline=before.update if keeper is None else keeper.began,  # kept for a restart
+                        flush_after=FLUSH_AFTER_SECONDS,
+                    )
+                    async with contextlib.aclosing(matching) as events:
                         async for event in events:
                             if event is None:
                                 yield TriggerEvent({**FLUSH_MARKER, "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
                                 continue
-                            yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
+                            yield _Fired(event.to_payload())
                             if keeper is not None:
                                 keeper.fired(event)
                 except SfiError as exc:
@@ -99,7 +123,7 @@ class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
 class _StateKeeper:
     """
     Stores a watcher's dedupe state in the asset state store, vouching for each fired event ``after`` seconds
-    after it fired (one write per due moment, not one per event).
+    after it fired (at most one write per quarter of ``after``, not one per event).
 
     :param store: the asset's state store accessor.
     :param state: the state stored before, or None.
@@ -110,8 +134,18 @@ class _StateKeeper:
         self.store = store
         self.after = after
         self.vouched = Deduplicator.from_state(state, capacity=STATE_KEYS)
+        stored = state.get("before") if isinstance(state, dict) else None
+        self.before: list[str] = [k for k in stored if isinstance(k, str)] if isinstance(stored, list) else []
         self._fired: collections.deque[tuple[float, FeedEvent]] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def began(self, keys: Iterable[str]) -> None:
+        """The baseline its first REST look recorded: stored at once, so a restart reconciles from it."""
+        self.before = sorted(set(self.before).union(keys))[-STATE_KEYS:]
+        write = asyncio.create_task(self._write())
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
 
     def fired(self, event: FeedEvent) -> None:
         self._fired.append((asyncio.get_running_loop().time(), event))
@@ -120,15 +154,23 @@ class _StateKeeper:
 
     async def close(self) -> None:
         """Stop the writer; events fired less than ``after`` ago stay unvouched (they may fire again)."""
-        await stop(self._writer)
+        await stop(self._writer, *self._writes)
+
+    async def _write(self) -> None:
+        await self.store.aset(STATE_KEY, {**self.vouched.to_state(STATE_KEYS), "before": self.before})
 
     async def _write_when_due(self) -> None:
         loop = asyncio.get_running_loop()
+        written = -math.inf
         while self._fired:
-            await asyncio.sleep(max(self._fired[0][0] + self.after - loop.time(), 0.0))
+            # Due, and not within a quarter of ``after`` of the last write: a steady stream is one write per
+            # quarter, not one per event (each vouched at most 1.25 ``after`` after it fired).
+            due = max(self._fired[0][0] + self.after, written + self.after / 4)
+            await asyncio.sleep(max(due - loop.time(), 0.0))
             while self._fired and self._fired[0][0] + self.after <= loop.time():
                 self.vouched.first_time(self._fired.popleft()[1])
-            await self.store.aset(STATE_KEY, self.vouched.to_state(STATE_KEYS))
+            await self._write()
+            written = loop.time()
 
 
 class SfiMatchEventWaitTrigger(SfiFeedTrigger):
@@ -139,7 +181,7 @@ class SfiMatchEventWaitTrigger(SfiFeedTrigger):
     :func:`~airflow_sfi.exceptions.error_payload`) when the feed cannot run as configured.
 
     :param seen: the keys of the events that had happened when the wait began (the match's REST record then):
-        events missed while no socket was subscribed, even before a triggerer restart, are fetched through
+        other events missed while no socket was subscribed, even before a triggerer restart, are fetched through
         REST and count. None: what REST shows once the first socket is subscribed counts as before the wait.
     Other parameters as :class:`~airflow_sfi.triggers.base.SfiFeedTrigger`.
     """
@@ -154,49 +196,16 @@ class SfiMatchEventWaitTrigger(SfiFeedTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         failure = None
-        dedupe = Deduplicator.from_state({"keys": [[key, 0] for key in self.seen or ()]})
+        matching = self.matching(Deduplicator(), history=self.seen is not None, before=self.seen or ())
         try:
-            async with contextlib.aclosing(self.matching(dedupe, history=self.seen is not None)) as events:
+            async with contextlib.aclosing(matching) as events:
                 async for event in events:
+                    if event is None:  # no flush_after: never
+                        continue
                     how = " (fetched through REST after a gap)" if event.backfilled else ""
                     self.log.info("Live event %s of match %s arrived%s", event.type, event.match_id, how)
-                    yield TriggerEvent({"status": "event", "event": event.to_payload()})  # type: ignore[no-untyped-call]
+                    yield _Fired({"status": "event", "event": event.to_payload()})
                     return
         except SfiError as exc:
             failure = exc
         yield TriggerEvent({"status": "error", **error_payload(failure)})  # type: ignore[no-untyped-call]
-
-
-async def _with_flushes(
-    events: AsyncGenerator[FeedEvent, None], after: float
-) -> AsyncGenerator[FeedEvent | None, None]:
-    """
-    Pass ``events`` through, and a None ``after`` seconds after the last event of a burst.
-
-    :param events: the events; closed with this generator.
-    :param after: a burst is an event within this many seconds of the one before; the None comes
-        this long after its last event, unless another event comes first.
-    """
-    loop = asyncio.get_running_loop()
-    last: float | None = None
-    flush_at: float | None = None
-    pending: asyncio.Future[FeedEvent] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            timeout = None if flush_at is None else max(flush_at - loop.time(), 0.0)
-            done, _ = await asyncio.wait({pending}, timeout=timeout)
-            if not done:
-                flush_at = None
-                yield None
-                continue
-            event = pending.result()
-            pending = None
-            now = loop.time()
-            flush_at = now + after if last is not None and now - last < after else None
-            last = now
-            yield event
-    finally:
-        await stop(pending)
-        await events.aclose()

@@ -267,7 +267,9 @@ def test_match_pipeline_waits_for_the_end_of_the_match_then_processes_and_lands_
     assert (landed["id"], landed["status"]) == (match.match_id, "ENDED")
     assert (landed["teamA"]["score"]["f"], landed["teamB"]["score"]["f"]) == (3, 2)
     assert [e["team"] for e in landed["events"] if e["type"] == "goal"] == ["A", "B", "A", "A", "B"]
-    assert [c.endpoint for c in sfi_sandbox.calls() if c.endpoint != "ws/new"] == ["matches/view/basic"] * 2
+    # The event sensor's look at the match when it deferred and its one reconciliation once subscribed, then
+    # the status sensor's two polls.
+    assert [c.endpoint for c in sfi_sandbox.calls() if c.endpoint != "ws/new"] == ["matches/view/basic"] * 4
     rendered = json.dumps(rendered_fields(run.run_id))
     assert match.match_id in rendered
     for secret in [*sfi_sandbox.issued_tokens, "sandbox-key-pro"]:

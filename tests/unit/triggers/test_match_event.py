@@ -20,7 +20,6 @@ from airflow_sfi.triggers.match_event import (
     STATE_KEY,
     SfiMatchEventTrigger,
     SfiMatchEventWaitTrigger,
-    _with_flushes,
 )
 from tests.helpers import cancel_and_wait, drain_while, rebuilt
 
@@ -137,7 +136,7 @@ def test_a_watcher_stopped_right_after_firing_fires_again_rather_than_lose_the_e
     first = goal_watcher(store)
     before = asyncio.run(fire(sfi_sandbox, first, lambda: [goal(sfi_sandbox, n) for n in (1, 2)], fired(2)))
     assert [p["data"]["n"] for p in before] == [1, 2]
-    assert STATE_KEY not in store.values
+    assert store.values[STATE_KEY]["keys"] == []  # the baseline only: nothing vouched for
 
     second = goal_watcher(store)
     after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 3), fired(3)))
@@ -206,16 +205,20 @@ def test_a_configuration_error_is_logged_and_retried_slowly_never_raised(
 def test_a_cancel_that_races_a_configuration_error_still_cancels_the_watcher() -> None:
     # The triggerer cancels a watcher just as its feed fails: the failure must not replace the
     # cancellation, or the watcher would log it, wait and run on for good.
+    trigger = rebuilt(SfiMatchEventTrigger(scope="league", scope_id=LEAGUE))
+
     async def scenario() -> asyncio.Task[Any]:
         failed = asyncio.Event()
 
-        async def events() -> AsyncGenerator[Any, None]:
+        async def matching(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
             failed.set()
+            await asyncio.sleep(0)  # the cancel lands here, with the failure on its way
             raise SfiSubscriptionError("the plan does not include channel(s) STATS", error_code="CHANNEL_NOT_ALLOWED")
             yield  # an async generator
 
-        task = asyncio.create_task(anext(_with_flushes(events(), after=1.0)))
-        await failed.wait()  # the feed has failed; the watcher has not seen it yet
+        trigger.matching = matching  # type: ignore[method-assign]
+        task = asyncio.create_task(anext(trigger.run()))
+        await failed.wait()  # the feed is failing; the watcher has not seen it yet
         await cancel_and_wait(task)
         return task
 
@@ -264,3 +267,50 @@ def test_a_burst_is_followed_by_one_flush_marker_and_a_lone_event_by_none(
     assert kinds == [1, 2, 3, 4, "flush"]
     assert flushed[-1] == {**FLUSH_MARKER, "watermark": flushed[-2]["ts"]}
     assert "54659" in flushed[-1]["about"]  # the marker names why it exists, in the asset's history
+
+
+def test_a_fired_event_shows_in_one_short_line_and_carries_its_whole_payload() -> None:
+    from airflow.triggers.base import TriggerEvent
+
+    from airflow_sfi.triggers.match_event import _Fired
+
+    payload = {"key": "MAIN:m:goal:A:71:3-1", "type": "goal", "match_id": "m", "backfilled": True, "data": {"n": 1}}
+    fired = _Fired({"status": "event", "event": payload})
+    assert isinstance(fired, TriggerEvent)
+    assert fired.payload == {"status": "event", "event": payload}
+    assert TriggerEvent.model_validate(fired.model_dump()).payload == fired.payload  # as the supervisor gets it
+    assert repr(fired) == str(fired) == "TriggerEvent<goal of match m, backfilled>"
+
+
+def test_a_watcher_restarted_before_it_fired_anything_fetches_what_it_missed_through_rest(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from airflow_sfi.sandbox import default_matches
+
+    monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 0.05)
+    # The first default match, under an id REST knows only once it plays: played until minute 30, then on.
+    match = dataclasses.replace(default_matches()[0], match_id="00000000fe5c0a00")
+    store = Store()
+
+    def watcher() -> Any:
+        trigger = rebuilt(SfiMatchEventTrigger(scope="match", scope_id=match.match_id, event_types=["halftime"]))
+        trigger.asset_state_store = store
+        return trigger
+
+    async def scenario() -> list[dict[str, Any]]:
+        first = asyncio.create_task(anext(watcher().run()))
+        # Its first REST look (the match is unknown yet): the baseline, stored before it has fired anything.
+        while "before" not in store.values.get(STATE_KEY, {}):
+            await asyncio.sleep(0.01)
+        playback = sfi_sandbox.play([match], minute_seconds=0.02)
+        while (playback.minute or 0) < 30:
+            await asyncio.sleep(0.01)
+        await cancel_and_wait(first)  # the triggerer dies; halftime comes while no watcher runs
+        await asyncio.to_thread(playback.wait, 10)
+        second = watcher().run()
+        return [(await anext(second)).payload]
+
+    (payload,) = asyncio.run(scenario())
+    assert (payload["type"], payload["match_id"], payload["backfilled"]) == ("halftime", match.match_id, True)
