@@ -336,7 +336,7 @@ def test_league_goals_reach_a_run_exactly_once_through_renewals_expiries_and_a_c
     fired = fired_events(airflow)
     # The watcher's flush markers (after a burst, to release events Airflow 3.3.2 holds back) carry no event.
     flushes = [payload for _, payload, _ in fired if "key" not in payload]
-    assert all(payload["type"] == "flush" and set(payload) <= {"type", "watermark"} for payload in flushes)
+    assert all(payload["type"] == "flush" and set(payload) <= {"type", "about", "watermark"} for payload in flushes)
     fired = [(event_id, payload, at) for event_id, payload, at in fired if "key" in payload]
     fired_keys = collections.Counter(payload["key"] for _, payload, _ in fired)
     assert {k: n for k, n in fired_keys.items() if n > 1} == {}, "the watcher fired a goal twice"
