@@ -26,7 +26,8 @@ class SfiMatchEventSensor(SfiBaseSensor):
     and ``poke_interval`` do not apply (``deferrable=False`` or ``mode="reschedule"`` is an
     :class:`~airflow_sfi.exceptions.SfiConfigError`). The return value is the event's payload:
     ``key``, ``channel``, ``type``, ``match_id``, ``league_id``, ``ts`` (milliseconds) and ``data``.
-    Only events sent after the wait starts count (the vendor documents no replay). ``timeout`` ends
+    Only events after the wait starts count; a wait on one MAIN match reads the match's REST record when it
+    defers, so what a gap in the feed missed (a triggerer restart too) is fetched from REST. ``timeout`` ends
     the wait (``soft_fail`` and ``never_fail`` skip instead of failing). A feed that cannot run as
     configured fails the task with the error's own class (an auth error stays an
     :class:`~airflow_sfi.exceptions.SfiAuthError`).
