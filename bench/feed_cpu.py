@@ -39,6 +39,8 @@ import sys
 import time
 from typing import Any
 
+from feed_memory import MemoryStateStore, read_json  # the sibling script: run as bench/feed_cpu.py
+
 EVENTS = 9_000
 RATE = 300  # events per second
 WARMUP = 0.1  # the share of the events before the measured part
@@ -172,29 +174,6 @@ def serve() -> None:
 
 
 # The parent: the watchers.
-
-
-def read_json(stream: Any) -> Any:
-    """The child's next JSON line (Airflow may print to stdout before it)."""
-    for line in stream:
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError("the sandbox process ended without an answer")
-
-
-class MemoryStateStore:
-    """The asset state store's interface; the value is serialised as the real store serialises it."""
-
-    def __init__(self) -> None:
-        self.value: str | None = None
-        self.writes = 0
-
-    async def aget(self, key: str) -> Any:
-        return None if self.value is None else json.loads(self.value)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.value = json.dumps(value)
-        self.writes += 1
 
 
 def main(profile: bool) -> None:
