@@ -203,9 +203,13 @@ class Production(Deployment):
     """
     :class:`Deployment` with CeleryExecutor: PostgreSQL and Redis first, then the API server, the
     scheduler, the DAG processor, :data:`TRIGGERERS` and :data:`WORKERS`; stopped in the reverse order.
+
+    :param home: the AIRFLOW_HOME to create.
+    :param env: extra environment for every component; it overrides the settings here (e.g. parallelism).
+    :param worker_concurrency: task slots of each Celery worker (its ``--concurrency``).
     """
 
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, env: dict[str, str], *, worker_concurrency: int = 2) -> None:
         proc = home / "proc"
         proc.mkdir(parents=True)
         self.postgres = Postgres(proc / "postgres.log")
@@ -218,8 +222,9 @@ class Production(Deployment):
                 "SFI_COMPONENT_HOSTNAME": name,
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             }
+        slots = str(worker_concurrency)
         for name in WORKERS:
-            components[name] = ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "2"]
+            components[name] = ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", slots]
             component_env[name] = {
                 "SFI_COMPONENT_HOSTNAME": name,
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
