@@ -447,6 +447,9 @@ class _SharedFeed:
                 link = await self._connect()
             finally:
                 await old.close()
+            if old.ended.done():  # the server closed the old socket before the new one was subscribed
+                for consumer in self.consumers:
+                    consumer.reconcile = True
         else:
             link.token = token
         return link, self._renewal(token)

@@ -38,12 +38,14 @@ STATE_KEYS = 256
 
 
 class _Fired(TriggerEvent):
-    """A live event's TriggerEvent, shown in one short line where the triggerer logs what a trigger fired."""
+    """A watcher's or wait's TriggerEvent, shown in one short line where the triggerer logs what a trigger fired."""
 
     def __init__(self, payload: dict[str, Any]) -> None:
         super().__init__(payload)  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
+        if "key" not in self.payload and self.payload.get("type") == "flush":
+            return "TriggerEvent<flush marker, not a live event>"
         event = self.payload.get("event", self.payload)
         how = ", backfilled" if event.get("backfilled") else ""
         return f"TriggerEvent<{event.get('type')} of match {event.get('match_id')}{how}>"
@@ -88,7 +90,7 @@ class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
                     async with contextlib.aclosing(matching) as events:
                         async for event in events:
                             if event is None:
-                                yield TriggerEvent({**FLUSH_MARKER, "watermark": dedupe.watermark})  # type: ignore[no-untyped-call]
+                                yield _Fired({**FLUSH_MARKER, "watermark": dedupe.watermark})
                                 continue
                             yield _Fired(event.to_payload())
                             if keeper is not None:

@@ -280,6 +280,7 @@ def test_a_fired_event_shows_in_one_short_line_and_carries_its_whole_payload() -
     assert fired.payload == {"status": "event", "event": payload}
     assert TriggerEvent.model_validate(fired.model_dump()).payload == fired.payload  # as the supervisor gets it
     assert repr(fired) == str(fired) == "TriggerEvent<goal of match m, backfilled>"
+    assert repr(_Fired({**FLUSH_MARKER, "watermark": 1})) == "TriggerEvent<flush marker, not a live event>"
 
 
 def test_a_watcher_restarted_before_it_fired_anything_fetches_what_it_missed_through_rest(
