@@ -572,7 +572,7 @@ def test_events_sent_while_no_socket_was_subscribed_come_through_rest_once(sfi_s
         task = asyncio.create_task(consume(hook.events([Subscription("MAIN", "league", LEAGUES[0])]), got))
         await until(lambda: any(s.topics for s in sfi_sandbox.feed.sessions()))
         await asyncio.sleep(0.2)  # the first REST look, which only records what had happened (nothing yet)
-        playback = sfi_sandbox.play(unplayed(), minute_seconds=0.03)
+        playback = sfi_sandbox.play(unplayed(), minute_seconds=0.015)
         # No socket from minute 20 to 40: the goals at 23 (second match) and 37 (first) reach nobody.
         await until(lambda: (playback.minute or 0) >= 20)
         sfi_sandbox.refuse_ws(503)

@@ -305,7 +305,7 @@ def test_a_watcher_restarted_before_it_fired_anything_fetches_what_it_missed_thr
         # Its first REST look (the match is unknown yet): the baseline, stored before it has fired anything.
         while "before" not in store.values.get(STATE_KEY, {}):
             await asyncio.sleep(0.01)
-        playback = sfi_sandbox.play([match], minute_seconds=0.02)
+        playback = sfi_sandbox.play([match], minute_seconds=0.01)
         while (playback.minute or 0) < 30:
             await asyncio.sleep(0.01)
         await cancel_and_wait(first)  # the triggerer dies; halftime comes while no watcher runs
