@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -154,20 +155,25 @@ PRODUCTION_TEST = "tests/system/test_production.py"
 PRODUCTION_PACKAGES = ("apache-airflow", "apache-airflow-providers-celery", "celery", "redis", "psycopg2-binary")
 
 
-def production() -> dict:
+def production_test_figures(test: str, variable: str, packages: tuple[str, ...] = PRODUCTION_PACKAGES) -> dict:
+    """A ``production``-marked test's figures (see :func:`test_figures`), with the machine, versions and servers."""
     started = time.monotonic()
-    figures = test_figures(PRODUCTION_TEST, "production", "SFI_PRODUCTION_FIGURES")
+    figures = test_figures(test, "production", variable)
     figures["meta"] = {
         "machine": machine(),
-        "versions": versions(PRODUCTION_PACKAGES),
+        "versions": versions(packages),
         "servers": server_versions(),
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         # A run before this one (figures read from a file) took the test's own time, not this call's.
-        "seconds": figures.get("test_seconds", figures["rotation_seconds"])
+        "seconds": figures.get("test_seconds", figures.get("rotation_seconds"))
         if figures["source"].startswith("run before")
         else time.monotonic() - started,
     }
     return figures
+
+
+def production() -> dict:
+    return production_test_figures(PRODUCTION_TEST, "SFI_PRODUCTION_FIGURES")
 
 
 def server_versions() -> str:
@@ -472,6 +478,122 @@ def feed_cpu_section(c: dict, *, heading: bool) -> list[str]:
     ]
 
 
+# Section 6e: tests/system/test_production_feed.py, the feed at scale on section 7's Airflow; `--only feed_scale`.
+FEED_SCALE_TEST = "tests/system/test_production_feed.py"
+FEED_SCALE_PACKAGES = ("apache-airflow", "airflow-provider-sfi", "websockets", *PRODUCTION_PACKAGES[1:])
+
+
+def feed_scale() -> dict:
+    return production_test_figures(FEED_SCALE_TEST, "SFI_FEED_SCALE_FIGURES", FEED_SCALE_PACKAGES)
+
+
+def median_p95(s: dict) -> str:
+    return f"{s['median']:.2f} / {s['p95']:.2f} s" if s["n"] else ""
+
+
+def longest(s: dict) -> str:
+    return f"{s['max']:.2f} s" if s["n"] else ""
+
+
+def feed_scale_section(f: dict, *, heading: bool) -> list[str]:
+    """Section 6e: every watcher gets every event of its selection once, through a token switch and a crash."""
+    ws, tr, tokens, slots = f["sockets"], f["triggerers"], f["tokens"], f["slots"]
+    at_kill = tr["split_at_kill"]
+    start, queued, asset = f["event_to_task_start_s"], f["event_to_task_queued_s"], f["event_to_asset_event_s"]
+    errors = ws["errors_sent"]
+    sensors = f["sensor_results"].values()
+    outside = start["live_outside_bursts"]
+    backfilled = start["backfilled"]
+    p95_is_slowest = math.ceil(0.95 * outside["n"]) == outside["n"]  # the nearest rank of a small sample
+    slowest = ", ".join(
+        f"`{dag_id}` {' / '.join('n/a' if s is None else f'{s:.2f}' for s in (to_asset, to_queued, to_start))} s"
+        for dag_id, _, to_asset, to_queued, to_start in f["live_outside_bursts"][-3:][::-1]
+    )
+    passed = f["source"] == "run by bench/run.py"  # the test passed: every hard target it asserts held
+    return [
+        *(["## 6. The live feed", ""] if heading else []),
+        "### 6e. The feed at scale in a running Airflow",
+        "",
+        f"`{FEED_SCALE_TEST}` ({f['meta']['measured_at']}, {f['meta']['seconds'] / 60:.0f} min; {f['source']}). "
+        "Measured by `python bench/run.py --only feed_scale` in `.venv` with `make test-production`'s PostgreSQL, "
+        "Redis and packages, so not part of `make bench`. Section 7's Airflow: PostgreSQL, CeleryExecutor with "
+        f"{slots['workers']} workers of {slots['worker_concurrency']} slots on Redis (parallelism "
+        f"{slots['parallelism']}), **2 triggerers**, scheduler, DAG processor and API server. **{f['watchers']} "
+        "asset watchers** (one DAG each; all matches, a league or a match; any MAIN event, goals, match_end or "
+        f"the phases) and **{f['sensors']} `SfiMatchEventSensor`s** (2 of them deferred once their match "
+        f"played) on **one PRO key**; {f['matches']} matches played in {f['timeline_s']['match']:.0f} s with "
+        f"**{f['main_events_emitted']} MAIN events** ({f['events_emitted']} events with the STATS and ODDS a PRO "
+        f"key does not get), goals in bursts. `ws/renew` off for {tokens['renew_absent_s']:.0f} s (token TTL "
+        f"{tokens['ttl_s']} s) until both sockets had moved to a token from `ws/new`; at minute "
+        f"{tr['kill_minute']:.0f} the triggerer holding the most feed triggers ({at_kill[tr['killed']]}, against "
+        f"{sum(at_kill.values()) - at_kill[tr['killed']]} on the other) killed "
+        f"(SIGKILL): the other took {len(tr['moved_to_survivor'])} of its {len(tr['on_killed'])} triggers in "
+        f"{tr['kill_to_takeover_s']:.1f} s, the rest waited for its restart ({tr['kill_to_restart_s']:.1f} s); "
+        f"all running again {tr['kill_to_all_running_s']:.1f} s after the kill. What a killed trigger missed "
+        "came through REST (backfilled). Versions: "
+        f"{f['meta']['versions']}; {f['meta']['servers']}; {f['meta']['machine']}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| deliveries expected (each watcher, each MAIN event of its selection) | {f['expected_deliveries']} |",
+        f"| lost | **{f['lost']}** |",
+        f"| duplicated (in a watcher's runs, after the consumer's dedupe) | **{f['duplicated']}** |",
+        f"| outside a watcher's selection | {f['unexpected']} |",
+        f"| backfilled (through REST after the kill) | {f['backfilled_deliveries']} |",
+        f"| events a watcher fired twice | {f['fired_twice']} |",
+        f"| DAG runs / failed | {f['dag_runs']} ({f['flush_markers']} from flush markers) / {f['failed_runs']} |",
+        f"| sensors succeeded | {sum(r['state'] == 'success' for r in sensors)} of {f['sensors']} "
+        f"({f['sensors_backfilled']} backfilled; on the killed triggerer: "
+        f"{', '.join(f['sensors_on_killed']) or 'none'}) |",
+        f"| WebSocket handshakes / accepted | {ws['attempts']} / {ws['accepted']} ({tokens['issued']} tokens) |",
+        f"| most sockets open for a token / for the key | {ws['max_per_token']} / {ws['max_per_key_all_tokens']} |",
+        f"| connection-limit refusals | {ws['limit_refusals'] + errors.get('CONNECTION_LIMIT', 0)} |",
+        f"| error frames sent | {', '.join(f'{code} {n}' for code, n in errors.items()) or 'none'} |",
+        "",
+        "Emission (sandbox clock) → asset event, → `record` queued, → `record` start; median / p95. Outside a "
+        "burst: no other event of the watcher's selection within the flush window of it.",
+        "",
+        "| events | n | → asset event | → task queued | → task start | max to start |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {label} | {start[group]['n']} | {median_p95(asset[group])} | {median_p95(queued[group])} | "
+            f"{median_p95(start[group])} | {longest(start[group])} |"
+            for label, group in (
+                ("live", "live"),
+                ("live, outside bursts", "live_outside_bursts"),
+                ("backfilled", "backfilled"),
+            )
+        ),
+        "",
+        *([f"Slowest live events outside bursts (asset event / queued / start): {slowest}.", ""] if slowest else []),
+        f"Targets: 0 lost: {verdict(f['lost'], 0)}; 0 duplicated: {verdict(f['duplicated'], 0)}; 0 "
+        f"connection-limit refusals: {verdict(ws['limit_refusals'] + errors.get('CONNECTION_LIMIT', 0), 0)}; 0 "
+        f"`SUBSCRIPTION_LIMIT` errors: {verdict(errors.get('SUBSCRIPTION_LIMIT', 0), 0)}; at most 2 sockets per "
+        f"token: {verdict(ws['max_per_token'], 2)}. p95 emission → task start within {FEED_P95_TARGET_S:g} s for "
+        "live events outside bursts: "
+        + (
+            f"{verdict(outside['p95'], FEED_P95_TARGET_S)}"
+            + (f" (of {outside['n']}, the p95 is the slowest)" if p95_is_slowest else "")
+            + ", of which the feed's own part, emission → asset event, "
+            f"p95 {asset['live_outside_bursts']['p95']:.2f} s"
+            if outside["n"]
+            else "no such event in this run"
+        )
+        + ". Backfilled, apart: "
+        + (
+            f"{backfilled['n']}, median {backfilled['median']:.2f} s, p95 {backfilled['p95']:.2f} s to task start"
+            if backfilled["n"]
+            else "none"
+        )
+        + f". No secret found ({f['secrets_checked']} secrets, the key and every token issued, searched in "
+        f"{f['log_files_checked']} log files, "
+        f"{f['tables_checked']} tables and the decrypted trigger kwargs): "
+        + ("**met**" if passed else "asserted by the test, not recorded in its figures")
+        + ".",
+        "",
+    ]
+
+
 PACKAGES = (
     "apache-airflow",
     "apache-airflow-task-sdk",
@@ -510,7 +632,8 @@ def render(data: dict) -> list[str]:
         "Reproduce: `make bench` (writes this file; about fifteen minutes). Section 6 alone: "
         "`python bench/run.py --only feed`, which measures it again, merges it into `docs/benchmarks.json` and "
         "writes this file from that JSON (the other sections' figures are left as they were measured); 6d the "
-        "same way with `--only feed_cpu`. "
+        "same way with `--only feed_cpu`. 6e: `--only feed_scale` (section 7's services and packages, about 3 "
+        "minutes; not in `make bench`). "
         "Section 7: `make soak` (`--only production`, about 45 minutes), the same way.",
         "",
         "## 1. Parse-time import cost",
@@ -572,6 +695,11 @@ def render(data: dict) -> list[str]:
     ]
     lines += feed_section(data["feed"]) if "feed" in data else []
     lines += feed_cpu_section(data["feed_cpu"], heading="feed" not in data) if "feed_cpu" in data else []
+    lines += (
+        feed_scale_section(data["feed_scale"], heading="feed" not in data and "feed_cpu" not in data)
+        if "feed_scale" in data
+        else []
+    )
     lines += production_section(data["production"]) if "production" in data else []
     lines += landing_section(data["landing"]) if "landing" in data else []
     return lines + (versus_http_section(data["versus_http"]) if "versus_http" in data else [])
@@ -789,7 +917,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["calls", "suite", "random_order", "feed", "feed_cpu", "production", "landing", "versus_http"],
+        choices=[
+            "calls",
+            "suite",
+            "random_order",
+            "feed",
+            "feed_cpu",
+            "feed_scale",
+            "production",
+            "landing",
+            "versus_http",
+        ],
         help="measure one section again and merge it into docs/benchmarks.json, keeping the others' figures",
     )
     parser.add_argument("--render", action="store_true", help="only write docs/benchmarks.md from the JSON")
@@ -804,6 +942,7 @@ def main(argv: list[str] | None = None) -> None:
             "random_order": random_order,
             "feed": feed,
             "feed_cpu": feed_cpu,
+            "feed_scale": feed_scale,
             "production": production,
             "landing": landing,
             "versus_http": versus_http,
