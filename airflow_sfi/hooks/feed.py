@@ -225,6 +225,7 @@ class _Consumer:
         self.baseline = not history
         self.reconcile = True
         self.live = False  # its topics are subscribed, since the last gap
+        self.restored = history  # its dedupe names matches from before a restart, which REST is asked about once
         self.failed = False
         self.told = False  # whether it was told the feed is connected, since the last gap
 
@@ -285,7 +286,6 @@ class _SharedFeed:
         self.index: dict[tuple[str, str, str | None], list[_Consumer]] = {}
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.link: _Link | None = None
         self.topics: tuple[Subscription, ...] = ()
         self.subscribed = False
         self.token: WsToken | None = None  # None: the next connection needs a fresh one
@@ -652,7 +652,9 @@ class _SharedFeed:
                     wanted[subscription.id] = None
                 else:
                     wide = True
-            wanted.update(dict.fromkeys(consumer.dedupe.matches()))
+            if consumer.restored:  # a restart: the matches it saw before, except those it saw end
+                seen = consumer.dedupe.matches("MAIN")
+                wanted.update(dict.fromkeys(m for m in seen if not consumer.dedupe.seen(f"MAIN:{m}:match_end")))
         if wide:
             leagues = {s.id for c in due for s in _rest_backed(c) if s.scope == "league"}
             everything = any(s.scope == "all" for c in due for s in _rest_backed(c))
@@ -669,6 +671,8 @@ class _SharedFeed:
             except SfiError as exc:
                 if getattr(exc, "http_status", None) != 404:
                     raise
+        for consumer in due:
+            consumer.restored = False
         return records
 
 
