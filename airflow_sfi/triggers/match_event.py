@@ -35,6 +35,10 @@ FLUSH_MARKER = {"type": "flush", "about": "not a live event; see https://github.
 VOUCH_AFTER_SECONDS = 2.0
 # Keys in the stored state: enough to cover any replay after a restart.
 STATE_KEYS = 256
+# A watcher that finds a stored state may be taking over from one still running on a triggerer that
+# missed its heartbeats: Airflow cancels that one at its next loop, and it then stores what it fired
+# (on_kill). The new one waits this long and reads the state again before it fetches what it missed.
+HANDOFF_SECONDS = 5.0
 
 
 class _Fired(TriggerEvent):
@@ -60,18 +64,24 @@ class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
     Each event's payload is :meth:`~airflow_sfi.protocol.messages.FeedEvent.to_payload`: the event with its
     dedupe ``key``. The dedupe state (recent keys and the watermark) is kept in the asset's state
     store (Airflow 3.3; in memory below), so a restarted watcher does not fire again for events it
-    fired for more than :data:`VOUCH_AFTER_SECONDS` before it stopped (one it fired just before may
-    fire again). After a burst it fires a flush marker (:data:`FLUSH_AFTER_SECONDS`). A
+    fired for more than :data:`VOUCH_AFTER_SECONDS` before it crashed (one it fired just before may
+    fire again), nor for any it fired before Airflow cancelled it with its triggerer still running
+    (:data:`HANDOFF_SECONDS`). After a burst it fires a flush marker (:data:`FLUSH_AFTER_SECONDS`). A
     configuration error (a channel the plan lacks, a bad key) is logged and retried every
     :data:`CONFIGURATION_RETRY_SECONDS`, not raised.
 
     Parameters as :class:`~airflow_sfi.triggers.base.SfiFeedTrigger`.
     """
 
+    _keeper: _StateKeeper | None = None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         store, state = await self._restore()
+        if state is not None:
+            await asyncio.sleep(HANDOFF_SECONDS)
+            store, state = await self._restore()
         dedupe = Deduplicator.from_state(state)
-        keeper = None if store is None else _StateKeeper(store, state, VOUCH_AFTER_SECONDS)
+        keeper = self._keeper = None if store is None else _StateKeeper(store, state, VOUCH_AFTER_SECONDS)
         before: set[str] = set(keeper.before) if keeper is not None else set()
         try:
             while True:
@@ -106,6 +116,14 @@ class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):
         finally:
             if keeper is not None:
                 await keeper.close()
+
+    async def on_kill(self) -> None:
+        """
+        Airflow cancelled this watcher with its triggerer running (a user's action, or the watcher moved to
+        another triggerer): what it fired is in the triggerer's hands, so the stored state vouches for it now.
+        """
+        if self._keeper is not None:
+            await self._keeper.vouch_all()
 
     async def _restore(self) -> tuple[Any, Any]:
         """
@@ -153,6 +171,12 @@ class _StateKeeper:
         self._fired.append((asyncio.get_running_loop().time(), event))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_when_due())
+
+    async def vouch_all(self) -> None:
+        """Vouch for every fired event at once, and store the state."""
+        while self._fired:
+            self.vouched.first_time(self._fired.popleft()[1])
+        await self._write()
 
     async def close(self) -> None:
         """Stop the writer; events fired less than ``after`` ago stay unvouched (they may fire again)."""

@@ -21,13 +21,19 @@ from airflow_sfi.triggers.match_event import (
     SfiMatchEventTrigger,
     SfiMatchEventWaitTrigger,
 )
-from tests.helpers import cancel_and_wait, drain_while, rebuilt
+from tests.helpers import cancel_and_wait, drain_while, rebuilt, wait_for
 
 MATCH = "0123456789abcdef"
 LEAGUE = "fedcba9876543210"
 OTHER = "1111111111111111"
 # How long after the last expected payload a test keeps reading, for anything arriving late.
 SETTLE = 0.15
+
+
+@pytest.fixture(autouse=True)
+def no_handoff_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restored watcher starts at once (the tests that need the handoff set its wait themselves)."""
+    monkeypatch.setattr(feed_triggers, "HANDOFF_SECONDS", 0.0)
 
 
 class Store:
@@ -142,6 +148,43 @@ def test_a_watcher_stopped_right_after_firing_fires_again_rather_than_lose_the_e
     after = asyncio.run(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 3), fired(3)))
     assert [p["data"]["n"] for p in after] == [1, 2, 3]  # replayed and fired again: at least once
     assert [p["key"] for p in after[:2]] == [p["key"] for p in before]  # the same keys, for consumers to drop
+
+
+@pytest.mark.sfi_sandbox(replay=10)
+def test_a_watcher_cancelled_with_its_triggerer_running_is_taken_over_without_firing_again(
+    sfi_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its triggerer missed its heartbeats: another starts the watcher while the first still runs it, and the first
+    # cancels it at its next loop (on_kill) with what it fired not yet vouched for by the timer.
+    monkeypatch.setattr(feed_triggers, "VOUCH_AFTER_SECONDS", 60)
+    monkeypatch.setattr(feed_triggers, "HANDOFF_SECONDS", 0.3)
+    store = Store()
+    first, second = goal_watcher(store), goal_watcher(store)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        got: list[Any] = []
+
+        async def consume() -> None:
+            async for event in first.run():
+                got.append(event)
+
+        running = asyncio.create_task(consume())
+        subscribed = lambda: any(c.closed_at is None and c.subscriptions for c in sfi_sandbox.ws_connections())  # noqa: E731
+        await asyncio.to_thread(wait_for, subscribed, 5.0, "the first watcher's subscription")
+        await asyncio.to_thread(lambda: [goal(sfi_sandbox, n) for n in (1, 2)])
+        while len(got) < 2:
+            await asyncio.sleep(0.01)
+        taking_over = asyncio.create_task(fire(sfi_sandbox, second, lambda: goal(sfi_sandbox, 3), fired(1)))
+        await asyncio.sleep(0.1)  # the second started and read the state; the first is cancelled only now
+        running.cancel("user action")
+        await asyncio.wait({running})
+        await first.on_kill()
+        return payloads(got), await taking_over
+
+    before, after = asyncio.run(scenario())
+    assert [p["data"]["n"] for p in before] == [1, 2]
+    # The server replayed goals 1 and 2 to the second's connection: the state stored on cancel dropped them.
+    assert [p["data"]["n"] for p in after] == [3]
 
 
 @pytest.mark.sfi_sandbox(replay=10)
