@@ -6,12 +6,17 @@ scheduler with LocalExecutor, DAG processor, triggerer; SQLite in ``.demo/feed``
 ``sfi_league_goals`` (an ``AssetWatcher`` on the league's goals) and triggers ``sfi_match_pipeline``
 for one match, then plays that match on the WebSocket and prints each goal as it is sent and each
 DAG run that it started, with the goals its batch held. About two minutes.
+
+``--keep``: then keep Airflow and the sandbox running, printing the UI's address, until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -35,7 +40,7 @@ def goal_runs(airflow: Any) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     return {run_id: (start, json.loads(value)) for run_id, start, value in rows}
 
 
-def main() -> int:
+def main(keep: bool = False) -> int:
     from airflow_sfi.sandbox import SandboxServer, default_matches
     from tests.system.deployment import Deployment
 
@@ -91,7 +96,21 @@ def main() -> int:
                 if playback.done and received >= goals_sent and pipeline and pipeline[0][0] != "running":
                     break
                 time.sleep(0.5)
-            return report(airflow, api, goals_sent)
+            status = report(airflow, api, goals_sent)
+            if keep:
+                keep_running(airflow)
+            return status
+
+
+def keep_running(airflow: Any) -> None:
+    """Wait for Ctrl-C or SIGTERM, for a look at the UI; the caller's context managers then tear down."""
+    url = f"http://{airflow.env['AIRFLOW__API__HOST']}:{airflow.env['AIRFLOW__API__PORT']}/"
+    print(f"\nAirflow UI: {url} (no login: every user is an admin). Ctrl-C or SIGTERM to stop.", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+    print("Stopping Airflow and the sandbox...", flush=True)
 
 
 def report(airflow: Any, api: Any, goals_sent: int) -> int:
@@ -120,4 +139,6 @@ def report(airflow: Any, api: Any, goals_sent: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep Airflow and the sandbox running until Ctrl-C")
+    sys.exit(main(keep=parser.parse_args().keep))
