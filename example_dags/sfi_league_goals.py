@@ -1,16 +1,15 @@
 """
-Every goal of one league, as it happens: an ``AssetWatcher`` on the live feed updates an asset, and
-the asset schedules this DAG. One DAG per thing to follow: a triggerer's watchers share one WebSocket.
+Every goal of one league, as it happens: an ``AssetWatcher`` on the live feed updates an asset, which
+schedules this DAG. One DAG per thing to follow: a triggerer's watchers share one WebSocket.
 
-The watcher (``SfiMatchEventTrigger``) fires once per goal, and after a gap in the feed fetches what it
-missed through REST; each asset event's ``extra["payload"]`` is the goal, with a dedupe ``key``. Airflow
-may start one run for several goals, so the task reads ``triggering_asset_events`` as a batch:
-``match_events`` returns its goals once each, oldest first, without the watcher's flush markers.
-Set ``SFI_LEAGUE_ID`` to the league to follow (the default is one of the sandbox's).
+Each asset event's ``extra["payload"]`` is a goal with a dedupe ``key`` (fetched through REST after a gap
+in the feed). One run may hold several goals: ``match_events`` returns them once each, oldest first,
+without the watcher's flush markers. ``SFI_LEAGUE_ID`` sets the league (default: one of the sandbox's).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -19,6 +18,8 @@ from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_sfi.protocol.messages import match_events
 from airflow_sfi.triggers.match_event import SfiMatchEventTrigger
+
+log = logging.getLogger(__name__)
 
 LEAGUE_ID = os.environ.get("SFI_LEAGUE_ID", "e8f1c2d3a4b50001")
 
@@ -49,7 +50,7 @@ with DAG(
         goals = match_events(context["triggering_asset_events"][league_goals])
         for goal in goals:
             data = goal["data"]
-            print(f"Goal in match {goal['match_id']}, minute {data.get('minute')}: {data.get('score')}")
+            log.info("Goal in match %s, minute %s: %s", goal["match_id"], data.get("minute"), data.get("score"))
         return goals
 
     record_goals()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 from typing import Any
 
@@ -22,6 +23,8 @@ from airflow.sdk import DAG, ObjectStoragePath, Param, task
 
 from airflow_sfi.sensors.match_event import SfiMatchEventSensor
 from airflow_sfi.sensors.match_status import SfiMatchStatusSensor
+
+log = logging.getLogger(__name__)
 
 LANDING = os.environ.get("SFI_LANDING_URL", "file:///tmp/sfi_landing")
 
@@ -49,7 +52,7 @@ with DAG(
         """Whatever the pipeline does with a finished match; here, its result."""
         data = final["data"]
         summary = {"match_id": final["match_id"], "minute": data.get("minute"), "score": data.get("score")}
-        print(f"Match {summary['match_id']} ended: {summary['score']}")
+        log.info("Match %s ended: %s", summary["match_id"], summary["score"])
         return summary
 
     process_match(match_end.output)
@@ -71,7 +74,7 @@ with DAG(
         path = ObjectStoragePath(landing) / "matches" / f"{match_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, sort_keys=True))
-        print(f"Landed match {match_id} ({record.get('status')}) at {path}")
+        log.info("Landed match %s (%s) at %s", match_id, record.get("status"), path)
         return str(path)
 
     match_end >> final_record >> land_record("{{ params.match_id }}", "{{ params.landing }}")

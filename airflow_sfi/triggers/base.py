@@ -10,11 +10,29 @@ import datetime
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_sfi import defaults
 from airflow_sfi.arguments import event_type_list
 from airflow_sfi.protocol.messages import Deduplicator, FeedEvent, Subscription
+
+
+class BriefEvent(TriggerEvent):
+    """
+    A TriggerEvent whose repr is one short line: the triggerer logs the repr of every event a trigger fires, and a
+    payload may hold a whole match record. Nested values show as ``…``; subclasses may say more in :meth:`summary`.
+    """
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload)  # type: ignore[no-untyped-call]
+
+    def summary(self) -> str:
+        return ", ".join(f"{k}={v if isinstance(v, (str, int, float, bool)) else '…'}" for k, v in self.payload.items())
+
+    def __repr__(self) -> str:
+        return f"TriggerEvent<{self.summary()}>"
+
+    __str__ = __repr__
 
 
 class SfiFeedTrigger(BaseTrigger):

@@ -14,7 +14,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_sfi.aio import stop
 from airflow_sfi.exceptions import SfiError, error_payload
 from airflow_sfi.protocol.messages import Deduplicator, FeedEvent
-from airflow_sfi.triggers.base import SfiFeedTrigger
+from airflow_sfi.triggers.base import BriefEvent, SfiFeedTrigger
 
 # After a configuration error a watcher waits this long before trying again: raising would make the
 # triggerer restart it at once, in a loop.
@@ -41,20 +41,18 @@ STATE_KEYS = 256
 HANDOFF_SECONDS = 5.0
 
 
-class _Fired(TriggerEvent):
-    """A watcher's or wait's TriggerEvent, shown in one short line where the triggerer logs what a trigger fired."""
+class _Fired(BriefEvent):
+    """A watcher's or wait's event: ``goal of match <id>, backfilled``, or the flush marker."""
 
-    def __init__(self, payload: dict[str, Any]) -> None:
-        super().__init__(payload)  # type: ignore[no-untyped-call]
+    def __init__(self, payload: dict[str, Any]) -> None:  # declared again for mypy's pydantic plugin
+        super().__init__(payload)
 
-    def __repr__(self) -> str:
+    def summary(self) -> str:
         if "key" not in self.payload and self.payload.get("type") == "flush":
-            return "TriggerEvent<flush marker, not a live event>"
+            return "flush marker, not a live event"
         event = self.payload.get("event", self.payload)
         how = ", backfilled" if event.get("backfilled") else ""
-        return f"TriggerEvent<{event.get('type')} of match {event.get('match_id')}{how}>"
-
-    __str__ = __repr__
+        return f"{event.get('type')} of match {event.get('match_id')}{how}"
 
 
 class SfiMatchEventTrigger(SfiFeedTrigger, BaseEventTrigger):

@@ -28,6 +28,7 @@ from airflow_sfi.exceptions import (
     SfiTransportError,
     error_payload,
 )
+from airflow_sfi.triggers.base import BriefEvent
 
 if TYPE_CHECKING:
     from airflow_sfi.hooks.sfi import SfiAsyncHook
@@ -172,14 +173,14 @@ class SfiMatchStatusTrigger(BaseTrigger):
             async with SfiAsyncHook(self.sfi_conn_id) as hook:
                 record = await self._poll(hook)
             self.log.info("Match %s is %s: done", self.match_id, record.get("status"))
-            yield TriggerEvent({"status": "reached", "match": record})  # type: ignore[no-untyped-call]
+            yield BriefEvent({"status": "reached", "match": record})
             return
         except AirflowNotFoundException:
             failure = SfiConfigError(f"the connection {self.sfi_conn_id!r} is not defined")
         except SfiError as exc:
             failure = exc
         self.log.error("Match %s cannot be polled: %s", self.match_id, failure)
-        yield TriggerEvent({"status": "error", **error_payload(failure)})  # type: ignore[no-untyped-call]
+        yield BriefEvent({"status": "error", **error_payload(failure)})
 
     async def _poll(self, hook: SfiAsyncHook) -> dict[str, Any]:
         """Poll until the status is reached; the match record. Raises the errors no later poll can cure."""

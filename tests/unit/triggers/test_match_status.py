@@ -98,6 +98,8 @@ def test_a_match_that_has_ended_fires_at_once_with_its_record(sfi_sandbox: Sandb
     record = event.payload["match"]
     assert (record["id"], record["status"]) == (MATCH.match_id, "ENDED")
     assert (record["teamA"]["score"]["f"], record["teamB"]["score"]["f"]) == (3, 2)
+    # The triggerer logs the event's repr: one short line, not the record.
+    assert repr(event) == "TriggerEvent<status=reached, match=…>"
     assert goals(record) == ["A", "B", "A", "A", "B"]
     assert json.loads(json.dumps(event.payload)) == event.payload  # JSON-safe, for the event table and XCom
     assert waits.seconds == []
