@@ -8,12 +8,14 @@ ONE PRO key: five (``SENSORS``) deferred before kickoff, two on one match each (
 match_end, its halftime) deferred once the matches play, so that each carries the keys of its match's
 REST record then (``seen``). Each triggerer holds one WebSocket for all its feed triggers, so at most
 two sockets per token. ``MATCHES`` are played in real time (``MINUTE_SECONDS`` per match minute): over
-a hundred MAIN events, in bursts of several goals at one minute, besides the STATS and ODDS updates a
-PRO key does not receive. While they play:
+a hundred MAIN events, besides the STATS and ODDS updates a PRO key does not receive. Most come in
+bursts: the phases of every match at once, and three to five goals in every match at each of
+``BURST_MINUTES``. Each match also scores once on its own (``SOLO_MINUTES``), ten minutes away from any
+burst, as goals mostly come. While they play:
 
 - ``ws/renew`` is switched off (``api.sandbox.renew = "absent"``) from ``RENEW_ABSENT_MINUTE`` until the
   ``TTL``-second token ran out and both triggerers' sockets moved to a fresh one from ``ws/new``;
-- at ``KILL_MINUTE``, five minutes after a goal (a watcher vouches for a fired event in its stored
+- at ``KILL_MINUTE``, six minutes after a goal (a watcher vouches for a fired event in its stored
   state 2 s after firing it), the triggerer holding the most feed triggers is killed (SIGKILL to its
   process group); the other takes what its ``CAPACITY`` allows, and the killed one, started again,
   the rest. Halftime, the second half's start and goals happen meanwhile: what was missed must come
@@ -31,8 +33,9 @@ is not in its ``seen`` (which it must have read); the sandbox sent no ``CONNECTI
 ``SUBSCRIPTION_LIMIT`` error and never had more than two sockets open for a token; no secret (the API
 key, every token issued) is in any log file, PostgreSQL table or decrypted trigger kwargs. Printed,
 not asserted (the machine is shared): emission -> task start, -> task queued and -> asset event, for
-live events, live events outside bursts (no other event of the asset's selection within
-``FLUSH_AFTER_SECONDS``) and backfilled ones apart; the takeover and restart times, sockets and
+live events, live events outside bursts (no other MAIN event, of any match, within
+``FLUSH_AFTER_SECONDS``: the deployment is not busy with another event's runs) and backfilled ones
+apart; the takeover and restart times, sockets and
 tokens. The Celery workers have ``WORKER_CONCURRENCY`` slots each and parallelism is ``PARALLELISM``
 (not :mod:`tests.system.production`'s 2 and 8): the runs of a goal minute get slots at once, so a run
 waits for the scheduler and the machine's CPU, not for one of four slots behind the others. With
@@ -68,9 +71,10 @@ MINUTE_SECONDS = 1.0
 LEAGUES = ("5ca1e00000000a01", "5ca1e00000000a02", "5ca1e00000000a03")
 MATCHES = {f"5ca1e00000000b0{n + 1}": LEAGUES[n // 2] for n in range(6)}  # two matches per league
 M = list(MATCHES)
-GOAL_MINUTES = (4, 15, 26, 37, 55, 66, 77)
+BURST_MINUTES = (4, 60, 77)  # every match scores three to five goals at once
+SOLO_MINUTES = (14, 22, 30, 36, 52, 70)  # match n scores one goal alone: ten minutes after a burst's start at least
 RENEW_ABSENT_MINUTE = 2  # until the token ran out: within TTL seconds, before KILL_MINUTE
-KILL_MINUTE = 42  # 5 minutes after a goal minute: halftime and the second half's start fall in the gap
+KILL_MINUTE = 42  # 6 minutes after a goal: halftime, the second half's start and a goal fall in the gap
 LIVE_SENSORS_MINUTE = 1  # the LIVE_SENSORS' run is triggered then: REST knows a match once it plays
 CAPACITY = 15  # triggers per triggerer: the survivor cannot take every trigger of the killed one
 # Slots for every run of a goal minute at once (production.py's default: 2 per worker, parallelism 8): with four
@@ -196,12 +200,13 @@ def write_dags(folder: Path) -> None:
 
 
 def scripts() -> list[MatchScript]:
-    """Every match scores at each of ``GOAL_MINUTES``, one to three goals at once."""
+    """Every match scores three to five goals at each of ``BURST_MINUTES``, and once alone at its ``SOLO_MINUTES``."""
     return [
         MatchScript.build(
             match_id,
             league_id,
-            [(m, "home" if g % 2 else "away") for j, m in enumerate(GOAL_MINUTES) for g in range(1 + (i + j) % 3)],
+            [(m, "home" if g % 2 else "away") for j, m in enumerate(BURST_MINUTES) for g in range(3 + (i + j) % 3)]
+            + [(SOLO_MINUTES[i], "away")],
             stats_every=5,
             odds_every=10,
         )
@@ -280,6 +285,11 @@ def fired_in(value: Any) -> int:
     state = as_json(state) if isinstance(state, str) else state
     keys = state.get("keys") if isinstance(state, dict) else None
     return len(keys) if isinstance(keys, list) else 0
+
+
+def stamp(value: Any) -> float | None:
+    """A timestamp column's POSIX time, or None."""
+    return None if value is None else value.timestamp()
 
 
 def log_count(airflow: Production, text: str) -> int:
@@ -491,13 +501,9 @@ def test_twenty_watchers_and_seven_sensors_on_one_key_lose_nothing_through_a_tok
         open_by_token[token] = count
         per_key = max(per_key, sum(open_by_token.values()))
 
-    # Figures. Outside a burst: no other event of the watcher's selection within FLUSH_AFTER_SECONDS of it.
-    outside_bursts = {
-        (dag_id, key)
-        for dag_id, events in expected.items()
-        for key, event in events.items()
-        if not any(k != key and abs(e.at - event.at) < FLUSH_AFTER_SECONDS for k, e in events.items())
-    }
+    # Figures. Outside a burst: no other MAIN event, of any match, within FLUSH_AFTER_SECONDS of it.
+    alone = {keys[id(e)] for e in main if not any(o is not e and abs(o.at - e.at) < FLUSH_AFTER_SECONDS for o in main)}
+    outside_bursts = {(dag_id, key) for dag_id, events in expected.items() for key in events if key in alone}
 
     def group_of(dag_id: str, payload: Mapping[str, Any]) -> list[str]:
         if payload.get("backfilled"):
@@ -505,13 +511,16 @@ def test_twenty_watchers_and_seven_sensors_on_one_key_lose_nothing_through_a_tok
         return ["live", "live_outside_bursts"] if (dag_id, payload["key"]) in outside_bursts else ["live"]
 
     groups = ("live", "live_outside_bursts", "backfilled")
+    # Per run of a watcher: its task's start and queued times, then the run's creation and the task's scheduling.
+    stages = airflow.query(
+        "SELECT ti.dag_id, ti.run_id, ti.start_date, ti.queued_dttm, r.created_at, ti.scheduled_dttm "
+        "FROM task_instance ti JOIN dag_run r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id "
+        "WHERE ti.dag_id LIKE ? AND ti.task_id = 'record'",
+        f"{PREFIX}%",
+    )
     task_times = {
         (dag_id, run_id): (start.timestamp(), queued.timestamp() if queued is not None else None)
-        for dag_id, run_id, start, queued in airflow.query(
-            "SELECT dag_id, run_id, start_date, queued_dttm FROM task_instance WHERE dag_id LIKE ? "
-            "AND task_id = 'record'",
-            f"{PREFIX}%",
-        )
+        for dag_id, run_id, start, queued, *_ in stages
         if start is not None
     }
     latency: dict[str, list[float]] = {group: [] for group in groups}
@@ -550,18 +559,20 @@ def test_twenty_watchers_and_seven_sensors_on_one_key_lose_nothing_through_a_tok
     ]
     flush_lines = [line for line in fired_lines if "'type': 'flush'" in line]
     event_lines = [line for line in fired_lines if "'type': 'flush'" not in line]
-    # Per live event outside a burst: its watcher, its key, emission -> asset event, -> task queued, -> task start.
+    # Per live event outside a burst: its watcher, its key, emission -> asset event, -> run created, -> task scheduled,
+    # -> task queued, -> task start.
     outside_detail = []
     for dag_id, run_id, payload in delivered:
         if "live_outside_bursts" in group_of(dag_id, payload) and (dag_id, run_id) in task_times:
             at = emitted_at[payload["key"]]
             start, queued = task_times[dag_id, run_id]
             asset_at = next((t for n, p, t in asset_events if n == dag_id and p.get("key") == payload["key"]), None)
+            created, scheduled = next((c, s) for d, r, _, _, c, s in stages if (d, r) == (dag_id, run_id))
             outside_detail.append(
                 [
                     dag_id,
                     payload["key"],
-                    None if asset_at is None else round(asset_at - at, 2),
+                    *(None if t is None else round(t - at, 2) for t in (asset_at, stamp(created), stamp(scheduled))),
                     None if queued is None else round(queued - at, 2),
                     round(start - at, 2),
                 ]
