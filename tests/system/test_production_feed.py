@@ -10,8 +10,8 @@ REST record then (``seen``). Each triggerer holds one WebSocket for all its feed
 two sockets per token. ``MATCHES`` are played in real time (``MINUTE_SECONDS`` per match minute): over
 a hundred MAIN events, besides the STATS and ODDS updates a PRO key does not receive. Most come in
 bursts: the phases of every match at once, and three to five goals in every match at each of
-``BURST_MINUTES``. Each match also scores once on its own (``SOLO_MINUTES``), ten minutes away from any
-burst, as goals mostly come. While they play:
+``BURST_MINUTES``. Each match also scores once on its own (``SOLO_MINUTES``), six minutes away from any
+other event, as goals mostly come. While they play:
 
 - ``ws/renew`` is switched off (``api.sandbox.renew = "absent"``) from ``RENEW_ABSENT_MINUTE`` until the
   ``TTL``-second token ran out and both triggerers' sockets moved to a fresh one from ``ws/new``;
@@ -67,14 +67,14 @@ pytestmark = pytest.mark.production
 
 KEY = "sandbox-key-pro"
 TTL = 30
-MINUTE_SECONDS = 1.0
+MINUTE_SECONDS = 2.0  # 30 times real time
 LEAGUES = ("5ca1e00000000a01", "5ca1e00000000a02", "5ca1e00000000a03")
 MATCHES = {f"5ca1e00000000b0{n + 1}": LEAGUES[n // 2] for n in range(6)}  # two matches per league
 M = list(MATCHES)
 BURST_MINUTES = (4, 60, 77)  # every match scores three to five goals at once
-SOLO_MINUTES = (14, 22, 30, 36, 52, 70)  # match n scores one goal alone: ten minutes after a burst's start at least
+SOLO_MINUTES = (16, 24, 30, 36, 52, 72)  # match n scores one goal alone: six minutes from any other event at least
 RENEW_ABSENT_MINUTE = 2  # until the token ran out: within TTL seconds, before KILL_MINUTE
-KILL_MINUTE = 42  # 6 minutes after a goal: halftime, the second half's start and a goal fall in the gap
+KILL_MINUTE = 42  # 6 minutes after a goal: halftime and the second half's start fall in the gap
 LIVE_SENSORS_MINUTE = 1  # the LIVE_SENSORS' run is triggered then: REST knows a match once it plays
 CAPACITY = 15  # triggers per triggerer: the survivor cannot take every trigger of the killed one
 # Slots for every run of a goal minute at once (production.py's default: 2 per worker, parallelism 8): with four
