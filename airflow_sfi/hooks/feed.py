@@ -54,6 +54,10 @@ QUEUE_SIZE = 1000
 PROGRESS_INTERVAL = 60.0
 # The wait before asking REST again after it failed to reconcile a gap.
 RECONCILE_RETRY_SECONDS = 30.0
+# A REST pass within this long of the one before waits this long first, and serves every trigger due by then: a
+# restarted triggerer starts a few triggers per loop (about a second apart), and each loop's would otherwise cost
+# a call per match. A pass after a quiet spell goes at once, so that a lone new watcher stores its baseline at once.
+RECONCILE_GATHER_SECONDS = 1.5
 
 
 class _AboveDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -111,8 +115,10 @@ class SfiFeedHook(BaseHook):
         self.renew_margin = renew_margin
         self.open_timeout = open_timeout
         self.api = SfiHook(sfi_conn_id)
-        # How reconnects wait, how renewals wait for their moment, and the progress lines' pace; replaceable in tests.
+        # How reconnects wait, how renewals wait for their moment, how REST passes gather triggers, and the progress
+        # lines' pace; replaceable in tests.
         self.reconnect_sleep: Any = asyncio.sleep
+        self.reconcile_sleep: Any = asyncio.sleep
         self.refresh_sleep: SleepUntil = sleep_until
         self.progress_interval = PROGRESS_INTERVAL
 
@@ -135,8 +141,8 @@ class SfiFeedHook(BaseHook):
         :param dedupe: remembers what was already yielded (e.g. restored after a restart); a fresh one if None.
         :param event_types: only these types; all when empty.
         :param history: ``dedupe`` holds what was yielded before (a restarted watcher): fetch what was missed
-            since, through REST, before the first live event. Without it, what REST shows when the first socket
-            is subscribed counts as seen, and only later events are yielded.
+            since, through REST. Without it, what REST shows at its first read (its baseline, once subscribed)
+            counts as seen: live events are yielded, and what REST shows later.
         :param before: keys of events that happened before the caller began: not yielded when fetched through REST
             (a live event is yielded, it happens now).
         :param on_baseline: called with the keys of the baseline (without ``history``), once it is taken.
@@ -220,8 +226,8 @@ class _Consumer:
         self.seen = 0  # events of its topics, of any type
         self.before = set(before)  # keys of what REST showed before it began: never backfilled
         self.on_baseline: Callable[[set[str]], None] | None = None
-        # Without history, what REST shows is recorded in ``before`` before it is subscribed (its baseline); after
-        # that, and after every gap, it is reconciled through REST once its topics are subscribed.
+        # Without history, what REST shows is recorded in ``before`` (its baseline); it is reconciled through REST
+        # once its topics are subscribed: after every gap, and after its baseline unless they were subscribed then.
         self.baseline = not history
         self.reconcile = True
         self.live = False  # its topics are subscribed, since the last gap
@@ -292,6 +298,8 @@ class _SharedFeed:
         self.ended_token: WsToken | None = None  # the last token the server refused or ended
         self.in_play: dict[str, str] = {}  # match -> league, for matches with events and no match_end yet
         self.reconciling: asyncio.Task[None] | None = None
+        self.gathering: asyncio.Future[None] | None = None  # the wait before a REST pass
+        self.read_at = float("-inf")  # when the last REST pass began, on the loop's clock
 
     @classmethod
     def of(cls, hook: SfiFeedHook, *identity: str) -> _SharedFeed:
@@ -396,6 +404,12 @@ class _SharedFeed:
                 await link.close()
                 self.subscribed = False
                 self._gap()
+                if any(c.baseline for c in self.consumers):
+                    # A baseline read after the outage would count what it missed as before: read it now.
+                    self.read_at = float("-inf")
+                    if self.gathering is not None:
+                        self.gathering.cancel()
+                    self._reconcile_soon()
                 if why in TOKEN_CLOSE_CODES or link.token.seconds_left() <= 0:
                     self.log.info("The server ended the token (close code %s): getting a fresh one", why)
                     await stop(renewal)
@@ -535,7 +549,7 @@ class _SharedFeed:
         """The topics that cover every consumer; consumers the plan cannot hold fail, newest first."""
         token = self.token
         while True:
-            live = [c for c in self.consumers if not c.failed and not c.baseline]
+            live = [c for c in self.consumers if not c.failed]
             if token is not None:
                 for consumer in live:
                     try:  # the channels only: topics.plan fits the count
@@ -554,6 +568,7 @@ class _SharedFeed:
     async def _retopic(self, link: _Link) -> None:
         """Subscribe what the consumers need now and unsubscribe what none needs; new consumers reconcile."""
         wanted = self._plan()
+        planned = list(self.consumers)  # not those that join meanwhile: their topics may be missing
         held = self.topics
         adding = [t for t in wanted if t not in held]
         dropping = [t for t in held if t not in wanted]
@@ -576,8 +591,8 @@ class _SharedFeed:
             await link.command(topic, "unsubscribe")
         self.topics = wanted
         shared = len(self.consumers)
-        for consumer in self.consumers:
-            if consumer.failed or consumer.baseline:
+        for consumer in planned:
+            if consumer.failed:
                 continue
             consumer.live = True
             if not consumer.told:
@@ -594,20 +609,31 @@ class _SharedFeed:
         for consumer in self.consumers:
             if consumer.baseline and not _rest_backed(consumer):  # nothing of theirs is in REST
                 consumer.baseline = consumer.reconcile = False
-                self.changed.set()
         if (self.reconciling is None or self.reconciling.done()) and self._due():
             self.reconciling = asyncio.create_task(self._reconcile())
 
     def _due(self) -> list[_Consumer]:
+        # While a socket is subscribed, a baseline waits for its topics: read then, it needs no second read.
         return [
-            c for c in self.consumers if not c.failed and (c.baseline or (c.reconcile and c.live)) and _rest_backed(c)
+            c
+            for c in self.consumers
+            if not c.failed
+            and ((c.live and (c.reconcile or c.baseline)) or (c.baseline and not self.subscribed))
+            and _rest_backed(c)
         ]
 
     async def _reconcile(self) -> None:
         """Fetch the watched matches from REST, one call each: baselines, and what the consumers missed."""
-        while due := self._due():
+        loop = asyncio.get_running_loop()
+        while self._due():
+            if loop.time() - self.read_at < RECONCILE_GATHER_SECONDS:
+                await self._gather()
+            if not (due := self._due()):
+                continue
+            self.read_at = loop.time()
             for consumer in due:
-                consumer.reconcile = consumer.reconcile and consumer.baseline
+                # A baseline read while its topics are subscribed leaves nothing to miss: later events come live.
+                consumer.reconcile = consumer.baseline and not consumer.live
             failure: SfiError | None = None
             try:
                 records = await in_thread(self._fetch, due)
@@ -616,9 +642,8 @@ class _SharedFeed:
             if failure is not None:
                 self.tell(logging.WARNING, f"The live feed could not read the matches' REST records ({failure})")
                 for consumer in due:
-                    if consumer.baseline:  # live events meanwhile rather than none: no baseline, no backfill
+                    if consumer.baseline:  # live events rather than none: no baseline, no backfill
                         consumer.baseline = consumer.reconcile = False
-                        self.changed.set()
                     else:
                         consumer.reconcile = True
                 await self.hook.reconnect_sleep(RECONCILE_RETRY_SECONDS)
@@ -633,7 +658,6 @@ class _SharedFeed:
                     consumer.before.update(baseline)
                     if consumer.on_baseline is not None:
                         consumer.on_baseline(baseline)
-                    self.changed.set()  # subscribe it now; what happens meanwhile is reconciled after
                     continue
                 since = [e for e in selected if e.key not in consumer.before]
                 missed = backfill.missing(since, consumer.dedupe)
@@ -641,6 +665,14 @@ class _SharedFeed:
                     consumer.offer(event)
                 if missed:
                     consumer.notice(logging.INFO, f"Fetched {len(missed)} missed live events through REST")
+
+    async def _gather(self) -> None:
+        """Wait for the triggers that join meanwhile, to serve them in one pass (a lost socket ends the wait)."""
+        self.gathering = asyncio.ensure_future(self.hook.reconcile_sleep(RECONCILE_GATHER_SECONDS))
+        try:
+            await asyncio.wait([self.gathering])
+        finally:
+            await stop(self.gathering)
 
     def _fetch(self, due: Sequence[_Consumer]) -> list[Any]:
         """The records of every match the ``due`` consumers watch (blocking: runs in a thread)."""

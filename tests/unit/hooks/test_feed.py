@@ -8,6 +8,7 @@ instead of the test waiting for it; each test waits for what it needs to see, no
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import json
@@ -565,7 +566,7 @@ def test_events_sent_while_no_socket_was_subscribed_come_through_rest_once(sfi_s
     async def short_sleep(seconds: float) -> None:
         await asyncio.sleep(0.01)
 
-    hook.reconnect_sleep = short_sleep
+    hook.reconnect_sleep = hook.reconcile_sleep = short_sleep
     in_league = lambda m: m["leagueId"] == LEAGUES[0]  # noqa: E731
 
     async def main() -> None:
@@ -596,6 +597,140 @@ def test_events_sent_while_no_socket_was_subscribed_come_through_rest_once(sfi_s
     assert [c.endpoint for c in sfi_sandbox.calls() if c.endpoint.startswith("matches")] == [
         "matches/view/basic"
     ] * len({e.match_id for e in got if e.backfilled})  # one call per match of the gap
+
+
+def test_a_gap_before_the_baseline_is_read_still_comes_through_rest(sfi_sandbox: SandboxServer) -> None:
+    from airflow_sfi.sandbox.live import MatchScript
+
+    match = MatchScript.build(f"{0xFE5C0100:016x}", LEAGUE, [(50, "home")], stats_every=None, odds_every=None)
+    hook = feed(sfi_sandbox)
+    gathered = asyncio.Event()  # the REST pass after the first gathers triggers until after the gap
+
+    async def short_sleep(seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    async def gather(seconds: float) -> None:
+        await gathered.wait()
+
+    hook.reconnect_sleep, hook.reconcile_sleep = short_sleep, gather
+    got: list[FeedEvent] = []
+
+    async def main() -> None:
+        # Another trigger took its baseline just before: this one's is gathered into the next pass.
+        other = asyncio.create_task(consume(hook.events([Subscription("MAIN", "match", MATCH)]), []))
+        await until(lambda: bool(sfi_sandbox.calls("matches/view/basic")))
+        task = asyncio.create_task(consume(hook.events([Subscription("MAIN", "match", match.match_id)]), got))
+        await until(lambda: sum(len(s.topics) for s in sfi_sandbox.feed.sessions()) == 2)
+        playback = sfi_sandbox.play([match], minute_seconds=0.01)
+        await until(lambda: playback.minute is not None)  # match_start arrives live
+        sfi_sandbox.refuse_ws(503)
+        sfi_sandbox.inject_ws("drop")
+        await until(lambda: (playback.minute or 0) >= 50)  # halftime, second half and the goal reach nobody
+        sfi_sandbox.refuse_ws(None)
+        await until(lambda: subscribed(sfi_sandbox, 1))
+        gathered.set()
+        await asyncio.to_thread(playback.wait, 10)
+        await until(lambda: len(got) >= len(main_keys(sfi_sandbox, lambda m: True)))
+        await asyncio.sleep(SETTLE)
+        await cancel_and_wait(task)
+        await cancel_and_wait(other)
+
+    asyncio.run(main())
+    unheard = {key_of(e.message) for e in sfi_sandbox.emitted() if e.recipients == 0}
+    assert len(unheard) == 3
+    assert sorted(e.key for e in got) == sorted(main_keys(sfi_sandbox, lambda m: True))
+    assert {e.key for e in got if e.backfilled} == unheard
+
+
+class FakeTime:
+    """A ``reconcile_sleep`` whose sleeps end when the test moves this clock on, not in real time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.now + seconds, waiter))
+        await waiter
+
+    def sleeping(self) -> bool:
+        return any(not waiter.done() for _, waiter in self.sleepers)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for at, waiter in self.sleepers:
+            if at <= self.now and not waiter.done():
+                waiter.set_result(None)
+
+
+def test_triggers_restarted_in_waves_cost_one_rest_read_per_match_per_window(sfi_sandbox: SandboxServer) -> None:
+    from airflow_sfi.protocol.messages import Deduplicator
+    from airflow_sfi.sandbox import default_matches
+    from airflow_sfi.sandbox.live import LEAGUES
+
+    matches = [*default_matches(), *unplayed()]  # six matches in two leagues, in play throughout
+    m = [match.match_id for match in matches]
+    # After a triggerer restart: a few triggers a loop (a second) apart, with history (True) and without.
+    waves = [
+        [("match", m[0], False), ("match", m[1], True), ("league", LEAGUES[0], True), ("all", None, False)],
+        [("match", m[2], False), ("match", m[3], True), ("league", LEAGUES[1], False), ("match", m[0], True)],
+        [("match", m[4], True), ("match", m[5], False), ("league", LEAGUES[0], False), ("all", None, True)],
+        [("match", m[1], False), ("league", LEAGUES[1], True), ("match", m[5], True)],
+    ]
+    late = [("match", m[2], False)]  # then one more, without history, on the running feed
+    time_ = FakeTime()
+    got: list[list[FeedEvent]] = []
+    loops: list[collections.Counter[str | None]] = []  # the REST calls made in each loop of the triggerer
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def settled() -> bool:
+            """Every trigger started is subscribed, and no REST read is under way (one may be gathering)."""
+            shared = next(iter(feed_module._FEEDS.get(loop, {}).values()), None)
+            return (
+                shared is not None
+                and len(shared.consumers) == len(got)
+                and all(c.live for c in shared.consumers)
+                and (shared.reconciling is None or shared.reconciling.done() or time_.sleeping())
+            )
+
+        def calls() -> collections.Counter[str | None]:
+            return collections.Counter(c.endpoint for c in sfi_sandbox.calls() if c.endpoint != "ws/new")
+
+        sfi_sandbox.play(matches, minute_seconds=1.0)
+        tasks = []
+        for wave in [*waves, [], late, []]:
+            made = calls()
+            for scope, id_, history in wave:
+                hook = feed(sfi_sandbox)
+                hook.reconcile_sleep = time_.sleep
+                got.append([])
+                events = hook.events([Subscription("MAIN", scope, id_)], Deduplicator(), history=history)
+                tasks.append(asyncio.create_task(consume(events, got[-1])))
+            await until(settled)
+            time_.advance(1.0)  # the triggerer's next loop
+            await until(settled)
+            loops.append(calls() - made)
+        assert not time_.sleeping()
+        for task in tasks:
+            await cancel_and_wait(task)
+
+    asyncio.run(main())
+    # Three REST passes, each reading a match at most once: the first at once (the baselines of the triggers in by
+    # then), the next with the rest of the first wave and the second, the last with the last two waves.
+    assert [bool(made) for made in loops] == [True, True, False, True, False, False, True]
+    assert all(made["live/basic"] <= 1 and made["matches/view/basic"] <= len(matches) for made in loops)
+    # The late one's baseline, read once it was subscribed, needs no second read.
+    assert loops[-2] + loops[-1] == {"matches/view/basic": 1}
+    # Nothing lost: each trigger with history got what it had missed once, those without it none.
+    league_of = {match.match_id: match.league_id for match in matches}
+    selections = [selection for wave in [*waves, late] for selection in wave]
+    for (scope, id_, history), events in zip(selections, got, strict=True):
+        watched = [x for x in m if scope == "all" or id_ in (x, league_of[x])]
+        expected = sorted(f"MAIN:{x}:match_start" for x in watched) if history else []
+        assert sorted(e.key for e in events if e.backfilled) == expected
 
 
 def test_a_socket_over_the_limit_is_named_and_waited_for(
