@@ -597,9 +597,10 @@ class _SharedFeed:
             consumer.live = True
             if not consumer.told:
                 consumer.told = True
+                its = [t.topic_key for t in wanted if any(topics.covers(t, s) for s in consumer.subscriptions)]
                 consumer.notice(
                     logging.INFO,
-                    f"Live feed connected: subscribed to {', '.join(t.topic_key for t in wanted)} "
+                    f"Live feed connected: subscribed to {', '.join(its)} "
                     f"on one socket shared by {shared} trigger{'s' * (shared != 1)}",
                 )
 

@@ -14,6 +14,7 @@ import datetime
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -528,7 +529,9 @@ def test_triggers_of_one_key_share_one_socket_and_each_gets_only_its_selection(s
     assert len(sfi_sandbox.ws_connections()) == sfi_sandbox.ws_max_sockets() == 1
 
 
-def test_a_trigger_that_leaves_unsubscribes_what_no_other_needs(sfi_sandbox: SandboxServer) -> None:
+def test_a_trigger_that_leaves_unsubscribes_what_no_other_needs(
+    sfi_sandbox: SandboxServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     from airflow_sfi.sandbox.live import LEAGUES, MATCHES
 
     async def main() -> list[tuple[str, ...]]:
@@ -550,11 +553,18 @@ def test_a_trigger_that_leaves_unsubscribes_what_no_other_needs(sfi_sandbox: San
         await until(lambda: not sfi_sandbox.feed.sessions())
         return seen
 
-    assert asyncio.run(main()) == [
-        (f"MAIN:league:{LEAGUES[0]}", f"MAIN:match:{MATCHES[2]}"),
-        (f"MAIN:match:{MATCHES[2]}",),
-    ]
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(main()) == [
+            (f"MAIN:league:{LEAGUES[0]}", f"MAIN:match:{MATCHES[2]}"),
+            (f"MAIN:match:{MATCHES[2]}",),
+        ]
     assert len(sfi_sandbox.ws_connections()) == 1  # one socket throughout, closed when the last trigger left
+    # Each trigger's log names the topic that carries its selection, not the other's.
+    text = "\n".join(r.getMessage() for r in caplog.records) + capfd.readouterr().out
+    assert sorted(re.findall(r"Live feed connected: subscribed to (\S+) on one socket", text)) == [
+        f"MAIN:league:{LEAGUES[0]}",
+        f"MAIN:match:{MATCHES[2]}",
+    ]
 
 
 def test_events_sent_while_no_socket_was_subscribed_come_through_rest_once(sfi_sandbox: SandboxServer) -> None:
