@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pendulum
-from requests.structures import CaseInsensitiveDict
 
 from airflow_sfi.exceptions import SfiApiError, SfiAuthError, SfiError, SfiRateLimitError, SfiResponseError
 
@@ -35,8 +34,7 @@ class RateLimit:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
         """Read the direct API's ``X-Rate-Limit-*`` or RapidAPI's ``x-ratelimit-*`` headers."""
-        if not isinstance(headers, CaseInsensitiveDict):
-            headers = CaseInsensitiveDict(headers)
+        headers = _case_insensitive(headers)
         limit_names, remaining_names, reset_names = _RATE_LIMIT_HEADERS
         reset = _first_int(headers, reset_names)
         reset_at = None
@@ -242,7 +240,7 @@ def _status_error(
     if status in (401, 403):
         return SfiAuthError(f"{VENDOR} refused the credential ({detail})", **fields)
     if status == 429:
-        headers = CaseInsensitiveDict(headers)
+        headers = _case_insensitive(headers)
         retry_after = _retry_after(headers)
         reset_at = RateLimit.from_headers(headers).reset_at
         if reset_at is None and retry_after is not None:
@@ -323,3 +321,10 @@ def json_type(value: object) -> str:
     :param value: a decoded JSON value.
     """
     return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _case_insensitive(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """``headers`` looked up without regard to case."""
+    from requests.structures import CaseInsensitiveDict  # here: requests is heavy for a DAG file that needs a trigger
+
+    return headers if isinstance(headers, CaseInsensitiveDict) else CaseInsensitiveDict(headers)

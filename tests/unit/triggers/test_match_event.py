@@ -358,3 +358,46 @@ def test_a_watcher_restarted_before_it_fired_anything_fetches_what_it_missed_thr
 
     (payload,) = asyncio.run(scenario())
     assert (payload["type"], payload["match_id"], payload["backfilled"]) == ("halftime", match.match_id, True)
+
+
+def test_a_watcher_dag_file_imports_neither_requests_nor_websockets() -> None:
+    # Every run of a watcher's DAG parses its file in the worker: only what the trigger's kwargs need. Read from the
+    # modules' top-level imports (a subprocess importing Airflow would cost seconds).
+    import ast
+    from pathlib import Path
+
+    root = Path(feed_triggers.__file__).parent.parent
+
+    def source(module: str) -> Path | None:
+        path = root.joinpath(*module.split(".")[1:])
+        return (
+            path / "__init__.py"
+            if path.is_dir()
+            else path.with_suffix(".py")
+            if path.with_suffix(".py").is_file()
+            else None
+        )
+
+    seen: set[str] = set()
+    outside: set[str] = set()
+    todo = ["airflow_sfi.triggers.match_event", "airflow_sfi.protocol.messages"]
+    while todo:
+        module = todo.pop()
+        path = source(module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        for node in ast.parse(path.read_text()).body:  # top level only: imports inside functions wait for a call
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            for name in names:
+                if name.startswith("airflow_sfi"):
+                    todo.append(name)
+                else:
+                    outside.add(name.split(".")[0])
+    assert "airflow_sfi.protocol.envelope" in seen  # the walk reached the module that uses requests
+    assert not outside & {"requests", "websockets"}
