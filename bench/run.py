@@ -645,7 +645,8 @@ def render(data: dict) -> list[str]:
         "Reproduce: `make bench` (writes this file; about fifteen minutes). Section 6 alone: "
         "`python bench/run.py --only feed`, which measures it again, merges it into `docs/benchmarks.json` and "
         "writes this file from that JSON (the other sections' figures are left as they were measured); 6d the "
-        "same way with `--only feed_cpu`. 6e: `--only feed_scale` (section 7's services and packages, about 3 "
+        "same way with `--only feed_cpu`; section 1 with `.venv-bench/bin/python bench/run.py --only imports` "
+        "(providers-http is there). 6e: `--only feed_scale` (section 7's services and packages, about 5 "
         "minutes; not in `make bench`). "
         "Section 7: `make soak` (`--only production`, about 45 minutes), the same way.",
         "",
@@ -932,6 +933,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         choices=[
+            "imports",
             "calls",
             "suite",
             "random_order",
@@ -951,6 +953,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.only:
         measure = {
+            "imports": lambda: figure("import_cost.py", "12"),
             "calls": call_overhead,
             "suite": suites,
             "random_order": random_order,
